@@ -1,0 +1,246 @@
+//! The resumable, zero-copy reply decoder.
+//!
+//! [`Decoder::decode`] is handed the read buffer and the [`ReplyKind`] expected next. It
+//! consumes a complete reply and returns it, or returns `Ok(None)` and remembers how far it
+//! got, so that a reply arriving in many reads is never scanned twice:
+//! - a line is searched for `\n` only in the bytes that arrived since the last search;
+//! - once a `VALUE` header is read, the data block is waited for by length alone, and the
+//!   buffer is grown once to hold it, so a large value is copied only by the read into it;
+//! - keys and data are split off the buffer as `Bytes`, sharing its memory.
+
+use bytes::{Buf, Bytes, BytesMut};
+use memchr::memchr;
+
+use crate::response::{ReplyKind, Response, Stat, Value};
+use crate::{Limits, ProtoError};
+
+/// Incremental decoder for the replies of the classic text protocol.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    limits: Limits,
+    /// Bytes at the front of the buffer already searched for `\n` in vain.
+    scanned: usize,
+    /// A `VALUE` header whose data block has not fully arrived.
+    header: Option<Header>,
+    values: Vec<Value>,
+    stats: Vec<Stat>,
+}
+
+#[derive(Debug)]
+struct Header {
+    key: Bytes,
+    flags: u32,
+    cas: Option<u64>,
+    len: usize,
+}
+
+impl Decoder {
+    /// A decoder enforcing `limits`.
+    pub fn new(limits: Limits) -> Decoder {
+        Decoder { limits, ..Decoder::default() }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Decodes one reply of shape `kind` from the front of `buf`.
+    ///
+    /// Returns `Ok(None)` when `buf` does not yet hold the whole reply; call again with the
+    /// same `kind` once more bytes are appended. Consumed bytes are removed from `buf`; the
+    /// bytes of a partial reply may be consumed too (the decoder keeps what it parsed), so
+    /// `buf` must not be changed except by appending.
+    pub fn decode(&mut self, kind: ReplyKind, buf: &mut BytesMut) -> Result<Option<Response>, ProtoError> {
+        match kind {
+            ReplyKind::None => Ok(Some(Response::NoReply)),
+            ReplyKind::Values => self.values(buf),
+            ReplyKind::Stats => self.stats(buf),
+            _ => {
+                let Some(nl) = self.find_line(buf)? else { return Ok(None) };
+                let response = simple(kind, &buf[..nl - 1])?;
+                buf.advance(nl + 1);
+                Ok(Some(response))
+            }
+        }
+    }
+
+    /// Finds the end of the line at the front of `buf`: the index of its `\n`, which is
+    /// preceded by `\r`.
+    fn find_line(&mut self, buf: &[u8]) -> Result<Option<usize>, ProtoError> {
+        let start = self.scanned.min(buf.len());
+        let limit = self.limits.max_line_len;
+        let Some(i) = memchr(b'\n', &buf[start..]) else {
+            self.scanned = buf.len();
+            return if buf.len() >= limit { Err(ProtoError::LineTooLong { limit }) } else { Ok(None) };
+        };
+        let nl = start + i;
+        self.scanned = 0;
+        if nl + 1 > limit {
+            return Err(ProtoError::LineTooLong { limit });
+        }
+        if nl == 0 || buf[nl - 1] != b'\r' {
+            return Err(ProtoError::unexpected(&buf[..nl]));
+        }
+        Ok(Some(nl))
+    }
+
+    fn values(&mut self, buf: &mut BytesMut) -> Result<Option<Response>, ProtoError> {
+        loop {
+            if let Some(header) = self.header.take() {
+                let need = header.len + 2;
+                if buf.len() < need {
+                    // Grow once to hold the whole block; then wait by length alone.
+                    buf.reserve(need - buf.len());
+                    self.header = Some(header);
+                    return Ok(None);
+                }
+                if &buf[header.len..need] != b"\r\n" {
+                    return Err(ProtoError::BadValueTerminator);
+                }
+                let data = buf.split_to(header.len).freeze();
+                buf.advance(2);
+                self.values.push(Value { key: header.key, flags: header.flags, cas: header.cas, data });
+                continue;
+            }
+            let Some(nl) = self.find_line(buf)? else { return Ok(None) };
+            let line = &buf[..nl - 1];
+            if line == b"END" {
+                buf.advance(nl + 1);
+                return Ok(Some(Response::Values(std::mem::take(&mut self.values))));
+            }
+            if let Some(rest) = line.strip_prefix(b"VALUE ") {
+                let (key_len, flags, cas, len) = self.value_header(rest, line)?;
+                // The key was located in the line; split it off the buffer without a copy.
+                buf.advance(6);
+                let key = buf.split_to(key_len).freeze();
+                buf.advance(nl + 1 - 6 - key_len);
+                self.header = Some(Header { key, flags, cas, len });
+                continue;
+            }
+            let response = error_line(line)?;
+            buf.advance(nl + 1);
+            self.values.clear();
+            return Ok(Some(response));
+        }
+    }
+
+    /// Parses `<key> <flags> <bytes> [<cas>]` into the key's length, flags, CAS and length.
+    fn value_header(&self, rest: &[u8], line: &[u8]) -> Result<(usize, u32, Option<u64>, usize), ProtoError> {
+        let bad = || ProtoError::unexpected(line);
+        if self.values.len() >= self.limits.max_values {
+            return Err(ProtoError::TooManyValues { limit: self.limits.max_values });
+        }
+        let mut fields = rest.split(|&b| b == b' ');
+        let key = fields.next().filter(|k| !k.is_empty()).ok_or_else(bad)?;
+        let flags = fields.next().and_then(parse_u64).and_then(|f| u32::try_from(f).ok()).ok_or_else(bad)?;
+        let len = fields.next().and_then(parse_u64).ok_or_else(bad)?;
+        let cas = match fields.next() {
+            Some(c) => Some(parse_u64(c).ok_or_else(bad)?),
+            None => None,
+        };
+        if fields.next().is_some() {
+            return Err(bad());
+        }
+        let limit = self.limits.max_value_len;
+        match usize::try_from(len) {
+            Ok(n) if n <= limit => Ok((key.len(), flags, cas, n)),
+            _ => Err(ProtoError::ValueTooLarge { len, limit }),
+        }
+    }
+
+    fn stats(&mut self, buf: &mut BytesMut) -> Result<Option<Response>, ProtoError> {
+        loop {
+            let Some(nl) = self.find_line(buf)? else { return Ok(None) };
+            let line = &buf[..nl - 1];
+            let response = if line == b"END" {
+                Some(Response::Stats(std::mem::take(&mut self.stats)))
+            } else if line == b"RESET" && self.stats.is_empty() {
+                Some(Response::Reset)
+            } else if let Some(stat) = parse_stat(line) {
+                if self.stats.len() >= self.limits.max_values {
+                    return Err(ProtoError::TooManyValues { limit: self.limits.max_values });
+                }
+                self.stats.push(stat);
+                None
+            } else {
+                self.stats.clear();
+                Some(error_line(line)?)
+            };
+            buf.advance(nl + 1);
+            if response.is_some() {
+                return Ok(response);
+            }
+        }
+    }
+}
+
+fn parse_stat(line: &[u8]) -> Option<Stat> {
+    let (item, rest) = if let Some(rest) = line.strip_prefix(b"STAT ") {
+        (false, rest)
+    } else {
+        (true, line.strip_prefix(b"ITEM ")?)
+    };
+    let (name, value) = match memchr(b' ', rest) {
+        Some(sp) => (&rest[..sp], &rest[sp + 1..]),
+        None => (rest, &b""[..]),
+    };
+    Some(Stat { item, name: Bytes::copy_from_slice(name), value: Bytes::copy_from_slice(value) })
+}
+
+/// A one-line reply.
+fn simple(kind: ReplyKind, line: &[u8]) -> Result<Response, ProtoError> {
+    let response = match (kind, line) {
+        (ReplyKind::Store, b"STORED") => Response::Stored,
+        (ReplyKind::Store, b"NOT_STORED") => Response::NotStored,
+        (ReplyKind::Store, b"EXISTS") => Response::Exists,
+        (ReplyKind::Store | ReplyKind::Delete | ReplyKind::Arith | ReplyKind::Touch, b"NOT_FOUND") => {
+            Response::NotFound
+        }
+        (ReplyKind::Delete, b"DELETED") => Response::Deleted,
+        (ReplyKind::Touch, b"TOUCHED") => Response::Touched,
+        (ReplyKind::Ok, b"OK") => Response::Ok,
+        (ReplyKind::Arith, [b'0'..=b'9', ..]) => {
+            Response::Number(parse_counter(line).ok_or_else(|| ProtoError::unexpected(line))?)
+        }
+        (ReplyKind::Version, _) if line.starts_with(b"VERSION ") => {
+            Response::Version(Bytes::copy_from_slice(&line[8..]))
+        }
+        _ => return error_line(line),
+    };
+    Ok(response)
+}
+
+/// `ERROR`, `CLIENT_ERROR <msg>` or `SERVER_ERROR <msg>`, which may stand in place of any
+/// reply; anything else is a protocol error.
+fn error_line(line: &[u8]) -> Result<Response, ProtoError> {
+    if line == b"ERROR" || line.starts_with(b"ERROR ") {
+        Ok(Response::Error)
+    } else if let Some(msg) = line.strip_prefix(b"CLIENT_ERROR ") {
+        Ok(Response::ClientError(Bytes::copy_from_slice(msg)))
+    } else if let Some(msg) = line.strip_prefix(b"SERVER_ERROR ") {
+        Ok(Response::ServerError(Bytes::copy_from_slice(msg)))
+    } else {
+        Err(ProtoError::unexpected(line))
+    }
+}
+
+/// A counter: digits, possibly followed by the spaces memcached pads in-place decrements with.
+fn parse_counter(line: &[u8]) -> Option<u64> {
+    let end = line.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
+    parse_u64(&line[..end])
+}
+
+/// Strict decimal: 1 to 20 digits, no sign, no overflow.
+pub(crate) fn parse_u64(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 20 {
+        return None;
+    }
+    s.iter().try_fold(0u64, |n, &b| {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u64::from(d))
+    })
+}

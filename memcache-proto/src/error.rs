@@ -1,0 +1,141 @@
+//! The one error type shared by the core and every adapter.
+//!
+//! [`Error`] mirrors gomemcache's error values (`ErrCacheMiss`, `ErrCASConflict`, ...) and adds
+//! the failures a networked client meets. Each variant says whether the connection that produced
+//! it may be reused; [`Error::is_connection_broken`] is the single place that rule is coded, and
+//! every adapter asks it before returning a connection to its pool.
+
+use std::io;
+use std::sync::Arc;
+
+/// Everything a memcached call can fail with.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The item was not in the cache (`get`, `delete`, `touch`, `incr`, `decr`).
+    /// The connection survives.
+    #[error("memcache: cache miss")]
+    CacheMiss,
+    /// `compare_and_swap` lost a race: the item changed since it was read (`EXISTS`).
+    /// The connection survives.
+    #[error("memcache: compare-and-swap conflict")]
+    CasConflict,
+    /// A conditional store (`add`, `replace`, `append`, `prepend`, or `cas` of an item that is
+    /// gone) was not performed. The connection survives.
+    #[error("memcache: item not stored")]
+    NotStored,
+    /// The server answered `SERVER_ERROR <message>`. The protocol framed the answer completely,
+    /// so the connection survives.
+    #[error("memcache: server error: {0}")]
+    Server(String),
+    /// The server answered `CLIENT_ERROR <message>` (for example `incr` of a non-number).
+    /// The connection survives.
+    #[error("memcache: client error: {0}")]
+    Client(String),
+    /// The server answered `ERROR`: it does not know the command. The connection survives.
+    #[error("memcache: server does not know the command")]
+    UnknownCommand,
+    /// `stats` got nothing back from any server.
+    #[error("memcache: no statistics available")]
+    NoStats,
+    /// A key is empty, longer than 250 bytes, or holds a control character or space. Detected
+    /// before any byte is written, so no connection is involved.
+    #[error("memcache: malformed key: {0}")]
+    MalformedKey(String),
+    /// The selector has no servers to pick from.
+    #[error("memcache: no servers configured or available")]
+    NoServers,
+    /// A server address could not be parsed or resolved.
+    #[error("memcache: bad server address {0}")]
+    BadAddress(String),
+    /// The server did not answer (or accept the connection) within the configured timeout.
+    /// The connection is closed: a late answer must never reach the next caller.
+    #[error("memcache: i/o timeout")]
+    Timeout,
+    /// A socket error. The connection is closed.
+    #[error("memcache: i/o error: {0}")]
+    Io(#[source] Arc<io::Error>),
+    /// The server sent bytes that are not memcached's protocol, or exceeded a [`Limits`] bound.
+    /// The connection is closed.
+    ///
+    /// [`Limits`]: crate::Limits
+    #[error("memcache: protocol error: {0}")]
+    Protocol(#[from] ProtoError),
+    /// The client was closed with `close()`.
+    #[error("memcache: client closed")]
+    Closed,
+}
+
+impl Error {
+    /// Whether the connection that produced this error must be dropped rather than reused.
+    ///
+    /// Only errors after which the byte stream is known to be in sync keep the connection:
+    /// misses, conflicts, `NOT_STORED`, and `CLIENT_ERROR`/`SERVER_ERROR`/`ERROR` lines that the
+    /// protocol fully framed. After a timeout, an IO error or a protocol error the stream
+    /// position is unknown, so a reply meant for this call could reach the next one.
+    pub fn is_connection_broken(&self) -> bool {
+        matches!(self, Error::Timeout | Error::Io(_) | Error::Protocol(_) | Error::Closed)
+    }
+
+    /// Whether the call may succeed if retried on a fresh connection (to the same or to a
+    /// failover server): timeouts and socket errors.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Timeout | Error::Io(_))
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        match e.kind() {
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Error::Timeout,
+            _ => Error::Io(Arc::new(e)),
+        }
+    }
+}
+
+/// A violation of the wire protocol by the peer. After one, a [`Connection`] is poisoned.
+///
+/// [`Connection`]: crate::Connection
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtoError {
+    /// A reply line that does not fit the reply expected for the request.
+    #[error("unexpected reply line {line:?}")]
+    UnexpectedLine {
+        /// The offending line, lossily decoded and cut to 64 bytes.
+        line: String,
+    },
+    /// A reply line longer than [`Limits::max_line_len`](crate::Limits::max_line_len).
+    #[error("reply line longer than {limit} bytes")]
+    LineTooLong {
+        /// The limit in force.
+        limit: usize,
+    },
+    /// A value longer than [`Limits::max_value_len`](crate::Limits::max_value_len).
+    #[error("value of {len} bytes exceeds the limit of {limit}")]
+    ValueTooLarge {
+        /// The length the server announced.
+        len: u64,
+        /// The limit in force.
+        limit: usize,
+    },
+    /// A value block that does not end in `\r\n` where its announced length says it must.
+    #[error("value data not terminated by CRLF")]
+    BadValueTerminator,
+    /// A reply arrived while no request was in flight.
+    #[error("reply received with no request in flight")]
+    UnsolicitedReply,
+    /// More values than [`Limits::max_values`](crate::Limits::max_values) in one reply.
+    #[error("more than {limit} values in one reply")]
+    TooManyValues {
+        /// The limit in force.
+        limit: usize,
+    },
+}
+
+impl ProtoError {
+    pub(crate) fn unexpected(line: &[u8]) -> Self {
+        let cut = &line[..line.len().min(64)];
+        ProtoError::UnexpectedLine { line: String::from_utf8_lossy(cut).into_owned() }
+    }
+}

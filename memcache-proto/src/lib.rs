@@ -1,0 +1,82 @@
+//! A sans-IO core for memcached's text protocol.
+//!
+//! This crate turns commands into bytes and bytes into replies. It owns no socket, thread,
+//! clock or runtime, so it runs under any IO loop: the `memcache-blocking`, `memcache-tokio`
+//! and `memcache-async-std` clients are thin adapters over it, and you can embed it in your
+//! own event loop the same way.
+//!
+//! - [`Connection`]: the pipelined state machine. Send any number of commands, write what
+//!   [`Connection::poll_transmit`] hands out, feed what you read, and collect replies in order.
+//! - [`Decoder`]: the resumable, zero-copy parser under it, bounded by [`Limits`].
+//! - [`op`]: gomemcache's calls as typed operations (`Get`, `Store`, `Mutate`, ...): what to
+//!   send and how the reply becomes a `Result`. Adapters execute these and nothing else.
+//! - [`ServerList`] / [`ServerSelector`]: gomemcache's CRC32 sharding, bit for bit.
+//! - [`Error`]: the one error type every adapter returns.
+//!
+//! # Driving a connection
+//!
+//! The whole loop over a blocking `TcpStream`:
+//!
+//! ```no_run
+//! use std::io::{Read, Write};
+//! use std::net::TcpStream;
+//!
+//! use memcache_proto::op::{Get, Op, Store};
+//! use memcache_proto::command::StoreVerb;
+//! use memcache_proto::{Connection, Error, Item};
+//!
+//! fn execute<O: Op>(conn: &mut Connection, sock: &mut TcpStream, op: O) -> Result<O::Output, Error> {
+//!     let id = conn.send(op.command());
+//!     while let Some(bytes) = conn.poll_transmit() {
+//!         sock.write_all(&bytes)?;
+//!     }
+//!     let mut chunk = [0u8; 16 * 1024];
+//!     loop {
+//!         if let Some(done) = conn.poll_response()? {
+//!             assert_eq!(done.id, id, "one request in flight");
+//!             return op.finish(done.response);
+//!         }
+//!         let n = sock.read(&mut chunk)?;
+//!         if n == 0 {
+//!             return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+//!         }
+//!         conn.handle_input(&chunk[..n]);
+//!     }
+//! }
+//!
+//! fn main() -> Result<(), Error> {
+//!     let mut sock = TcpStream::connect("127.0.0.1:11211")?;
+//!     let mut conn = Connection::new();
+//!     execute(&mut conn, &mut sock, Store::new(StoreVerb::Set, &Item::new("greeting", "hello"))?)?;
+//!     let item = execute(&mut conn, &mut sock, Get::new("greeting")?)?;
+//!     assert_eq!(&item.value[..], b"hello");
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Pipelining is the same loop with several `send`s before the first read: replies come back
+//! in order, each with the [`RequestId`] that `send` returned.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod command;
+mod connection;
+mod decode;
+mod error;
+mod item;
+mod key;
+mod limits;
+pub mod multi;
+pub mod op;
+pub mod response;
+mod selector;
+
+pub use command::Command;
+pub use connection::{Completed, Connection, RequestId};
+pub use decode::Decoder;
+pub use error::{Error, ProtoError};
+pub use item::Item;
+pub use key::{Key, MAX_KEY_LEN, check as check_key};
+pub use limits::Limits;
+pub use response::{ReplyKind, Response};
+pub use selector::{Endpoint, ServerAddr, ServerList, ServerSelector};

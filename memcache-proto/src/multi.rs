@@ -1,0 +1,66 @@
+//! Multi-server calls: grouping a `get_multi` by server, and merging per-server results.
+
+use std::collections::HashMap;
+
+use crate::op::GetMulti;
+use crate::{Error, Item, Key, ServerAddr, ServerSelector};
+
+/// Validates every key (one bad key fails the whole call, before anything is sent) and groups
+/// them by the server the selector picks, in order of first appearance.
+pub fn plan_get_multi<S: AsRef<str>>(
+    selector: &dyn ServerSelector,
+    keys: impl IntoIterator<Item = S>,
+) -> Result<Vec<(ServerAddr, GetMulti)>, Error> {
+    let mut groups: Vec<(ServerAddr, Vec<Key>)> = Vec::new();
+    for key in keys {
+        let key = Key::copy_from(key.as_ref().as_bytes())?;
+        let server = selector.pick_server(key.as_bytes())?;
+        match groups.iter_mut().find(|(s, _)| *s == server) {
+            Some((_, group)) => group.push(key),
+            None => groups.push((server, vec![key])),
+        }
+    }
+    Ok(groups.into_iter().map(|(s, keys)| (s, GetMulti::new(keys))).collect())
+}
+
+/// The outcome of a call that asked several servers: what the healthy ones answered, and
+/// which ones failed. `get_multi` keeps only the first failure; `get_multi_partial` returns
+/// this whole, so one dead server does not cost the results of the others.
+#[derive(Debug, Default)]
+pub struct MultiOutcome<T> {
+    /// Merged results of the servers that answered.
+    pub items: T,
+    /// The servers that failed, with their errors.
+    pub failed: Vec<(ServerAddr, Error)>,
+}
+
+impl MultiOutcome<HashMap<String, Item>> {
+    /// Adds one server's answer.
+    pub fn add(&mut self, server: ServerAddr, result: Result<HashMap<String, Item>, Error>) {
+        match result {
+            Ok(items) if self.items.is_empty() => self.items = items,
+            Ok(items) => self.items.extend(items),
+            Err(e) => self.failed.push((server, e)),
+        }
+    }
+}
+
+impl<T> MultiOutcome<T> {
+    /// The merged results, or the first failure.
+    pub fn into_result(self) -> Result<T, Error> {
+        match self.failed.into_iter().next() {
+            Some((_, e)) => Err(e),
+            None => Ok(self.items),
+        }
+    }
+}
+
+/// Merges per-server `stats` answers keyed by server address; [`Error::NoStats`] when no
+/// server answered.
+pub fn merge_stats(
+    answers: impl IntoIterator<Item = (ServerAddr, Result<HashMap<String, String>, Error>)>,
+) -> Result<HashMap<String, HashMap<String, String>>, Error> {
+    let all: HashMap<_, _> =
+        answers.into_iter().filter_map(|(s, r)| r.ok().map(|stats| (s.to_string(), stats))).collect();
+    if all.is_empty() { Err(Error::NoStats) } else { Ok(all) }
+}

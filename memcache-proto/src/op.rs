@@ -1,0 +1,316 @@
+//! Typed operations: what to send for a gomemcache call, and how its reply becomes a result.
+//!
+//! Every adapter executes these and nothing else, so the semantics table of the client API
+//! (a miss is [`Error::CacheMiss`], `EXISTS` on a CAS is [`Error::CasConflict`], ...) is coded
+//! once, here. An operation is one [`Command`]; [`Op::finish`] turns its [`Response`] into the
+//! call's result.
+
+use std::collections::HashMap;
+
+use crate::command::{ArithVerb, Command, StatsArg, StoreVerb};
+use crate::response::{Response, Stat, Value};
+use crate::{Error, Item, Key, ProtoError};
+
+/// One operation: a command and the interpretation of its reply.
+pub trait Op {
+    /// What the call returns on success.
+    type Output;
+    /// The command to send.
+    fn command(&self) -> &Command;
+    /// Interprets the reply to [`command`](Op::command).
+    fn finish(self, response: Response) -> Result<Self::Output, Error>;
+}
+
+/// An operation on one key, sent to the server the selector picks for that key.
+pub trait KeyedOp: Op {
+    /// The key that selects the server.
+    fn key(&self) -> &Key;
+}
+
+/// The error for a reply that is not a success of the operation: error lines become
+/// [`Error::Server`], [`Error::Client`] and [`Error::UnknownCommand`].
+pub fn reply_error(response: Response) -> Error {
+    match response {
+        Response::ServerError(m) => Error::Server(lossy(&m)),
+        Response::ClientError(m) => Error::Client(lossy(&m)),
+        Response::Error => Error::UnknownCommand,
+        other => Error::Protocol(ProtoError::UnexpectedLine { line: format!("{other:?}") }),
+    }
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn key_command(key: &str, make: impl FnOnce(Key) -> Command) -> Result<(Key, Command), Error> {
+    let key = Key::copy_from(key.as_bytes())?;
+    Ok((key.clone(), make(key)))
+}
+
+/// `get` (sent as `gets`, so the item carries its CAS token, as in gomemcache), or
+/// `get_and_touch` (`gats`).
+#[derive(Debug)]
+pub struct Get {
+    key: Key,
+    command: Command,
+}
+
+impl Get {
+    /// Reads `key`.
+    pub fn new(key: &str) -> Result<Get, Error> {
+        Get::with_touch(key, None)
+    }
+
+    /// Reads `key` and sets its expiration to `seconds`.
+    pub fn and_touch(key: &str, seconds: i32) -> Result<Get, Error> {
+        Get::with_touch(key, Some(seconds))
+    }
+
+    fn with_touch(key: &str, touch: Option<i32>) -> Result<Get, Error> {
+        let (key, command) = key_command(key, |k| Command::Get { keys: vec![k], cas: true, touch })?;
+        Ok(Get { key, command })
+    }
+}
+
+impl Op for Get {
+    type Output = Item;
+    fn command(&self) -> &Command {
+        &self.command
+    }
+    fn finish(self, response: Response) -> Result<Item, Error> {
+        let Response::Values(values) = response else { return Err(reply_error(response)) };
+        let mut values = values.into_iter();
+        let Some(value) = values.next() else { return Err(Error::CacheMiss) };
+        if value.key != self.key.as_bytes() || values.next().is_some() {
+            return Err(desync("a value for another key"));
+        }
+        into_item(value)
+    }
+}
+
+impl KeyedOp for Get {
+    fn key(&self) -> &Key {
+        &self.key
+    }
+}
+
+fn desync(what: &str) -> Error {
+    Error::Protocol(ProtoError::UnexpectedLine { line: format!("reply holds {what}") })
+}
+
+fn into_item(v: Value) -> Result<Item, Error> {
+    let key = String::from_utf8(v.key.to_vec()).map_err(|_| desync("a key that is not UTF-8"))?;
+    Ok(Item { key, value: v.data, flags: v.flags, expiration: 0, cas: v.cas })
+}
+
+/// The part of a `get_multi` that goes to one server: one `gets k1 k2 ...` command.
+#[derive(Debug)]
+pub struct GetMulti {
+    command: Command,
+}
+
+impl GetMulti {
+    /// Reads `keys`, all of which must be valid.
+    pub fn new(keys: Vec<Key>) -> GetMulti {
+        GetMulti { command: Command::Get { keys, cas: true, touch: None } }
+    }
+
+    fn keys(&self) -> &[Key] {
+        match &self.command {
+            Command::Get { keys, .. } => keys,
+            _ => &[],
+        }
+    }
+}
+
+impl Op for GetMulti {
+    type Output = HashMap<String, Item>;
+    fn command(&self) -> &Command {
+        &self.command
+    }
+    fn finish(self, response: Response) -> Result<Self::Output, Error> {
+        let Response::Values(values) = response else { return Err(reply_error(response)) };
+        // memcached answers in request order, skipping misses: every value must match a
+        // requested key at or after the previous match, or the stream is out of sync.
+        let mut requested = self.keys().iter();
+        let mut items = HashMap::with_capacity(values.len());
+        for v in values {
+            if !requested.any(|k| k.as_bytes() == v.key) {
+                return Err(desync("a value for a key not requested"));
+            }
+            let item = into_item(v)?;
+            items.insert(item.key.clone(), item);
+        }
+        Ok(items)
+    }
+}
+
+/// `set`, `add`, `replace`, `append`, `prepend` and `cas`.
+#[derive(Debug)]
+pub struct Store {
+    key: Key,
+    command: Command,
+}
+
+impl Store {
+    /// Stores `item` with `verb`.
+    pub fn new(verb: StoreVerb, item: &Item) -> Result<Store, Error> {
+        let (key, command) = key_command(&item.key, |key| Command::Store {
+            verb,
+            key,
+            flags: item.flags,
+            exptime: item.expiration,
+            value: item.value.clone(),
+            noreply: false,
+        })?;
+        Ok(Store { key, command })
+    }
+
+    /// `cas` with the item's token. An item that was never read has none and is sent with
+    /// token 0, as gomemcache does; the server then answers `EXISTS` (or `NOT_FOUND`).
+    pub fn compare_and_swap(item: &Item) -> Result<Store, Error> {
+        Store::new(StoreVerb::Cas(item.cas.unwrap_or(0)), item)
+    }
+}
+
+impl Op for Store {
+    type Output = ();
+    fn command(&self) -> &Command {
+        &self.command
+    }
+    fn finish(self, response: Response) -> Result<(), Error> {
+        let cas = matches!(self.command, Command::Store { verb: StoreVerb::Cas(_), .. });
+        match response {
+            Response::Stored => Ok(()),
+            Response::NotStored => Err(Error::NotStored),
+            Response::Exists => Err(Error::CasConflict),
+            // gomemcache: a CAS on an item that was evicted or deleted is ErrNotStored.
+            Response::NotFound if cas => Err(Error::NotStored),
+            Response::NotFound => Err(Error::CacheMiss),
+            other => Err(reply_error(other)),
+        }
+    }
+}
+
+impl KeyedOp for Store {
+    fn key(&self) -> &Key {
+        &self.key
+    }
+}
+
+/// `delete`, `touch`, `incr` and `decr`: one key, `NOT_FOUND` is a miss.
+#[derive(Debug)]
+pub struct Mutate {
+    key: Key,
+    command: Command,
+}
+
+impl Mutate {
+    /// `delete <key>`.
+    pub fn delete(key: &str) -> Result<Mutate, Error> {
+        Mutate::new(key, |key| Command::Delete { key, hold: None, noreply: false })
+    }
+
+    /// `delete <key> <seconds>`, gomemcache's `DeleteLock`. memcached 1.6 refuses a non-zero
+    /// hold with `CLIENT_ERROR`, which is reported as [`Error::Client`].
+    pub fn delete_lock(key: &str, seconds: u32) -> Result<Mutate, Error> {
+        Mutate::new(key, |key| Command::Delete { key, hold: Some(seconds), noreply: false })
+    }
+
+    /// `touch <key> <seconds>`.
+    pub fn touch(key: &str, seconds: i32) -> Result<Mutate, Error> {
+        Mutate::new(key, |key| Command::Touch { key, exptime: seconds, noreply: false })
+    }
+
+    /// `incr <key> <delta>`.
+    pub fn increment(key: &str, delta: u64) -> Result<Mutate, Error> {
+        Mutate::new(key, |key| Command::Arith { verb: ArithVerb::Incr, key, delta, noreply: false })
+    }
+
+    /// `decr <key> <delta>`.
+    pub fn decrement(key: &str, delta: u64) -> Result<Mutate, Error> {
+        Mutate::new(key, |key| Command::Arith { verb: ArithVerb::Decr, key, delta, noreply: false })
+    }
+
+    fn new(key: &str, make: impl FnOnce(Key) -> Command) -> Result<Mutate, Error> {
+        let (key, command) = key_command(key, make)?;
+        Ok(Mutate { key, command })
+    }
+}
+
+impl Op for Mutate {
+    /// The counter's new value for `incr`/`decr`; 0 otherwise.
+    type Output = u64;
+    fn command(&self) -> &Command {
+        &self.command
+    }
+    fn finish(self, response: Response) -> Result<u64, Error> {
+        match response {
+            Response::Deleted | Response::Touched => Ok(0),
+            Response::Number(n) => Ok(n),
+            Response::NotFound => Err(Error::CacheMiss),
+            other => Err(reply_error(other)),
+        }
+    }
+}
+
+impl KeyedOp for Mutate {
+    fn key(&self) -> &Key {
+        &self.key
+    }
+}
+
+/// Commands for one whole server: `flush_all`, `version` (ping) and `stats`.
+#[derive(Debug)]
+pub struct Admin {
+    command: Command,
+}
+
+impl Admin {
+    /// `flush_all`.
+    pub fn flush_all() -> Admin {
+        Admin { command: Command::FlushAll { delay: None, noreply: false } }
+    }
+
+    /// `version`: gomemcache's `Ping`.
+    pub fn ping() -> Admin {
+        Admin { command: Command::Version }
+    }
+
+    /// `stats` or `stats <group>`.
+    pub fn stats(group: Option<&str>) -> Result<Admin, Error> {
+        let arg = group.map(StatsArg::new).transpose()?;
+        Ok(Admin { command: Command::Stats { arg } })
+    }
+}
+
+/// The reply of an [`Admin`] command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AdminReply {
+    /// `OK`, `RESET`.
+    Done,
+    /// `VERSION <v>`.
+    Version(String),
+    /// `STAT` lines as a map.
+    Stats(HashMap<String, String>),
+}
+
+impl Op for Admin {
+    type Output = AdminReply;
+    fn command(&self) -> &Command {
+        &self.command
+    }
+    fn finish(self, response: Response) -> Result<AdminReply, Error> {
+        match response {
+            Response::Ok | Response::Reset => Ok(AdminReply::Done),
+            Response::Version(v) => Ok(AdminReply::Version(lossy(&v))),
+            Response::Stats(stats) => Ok(AdminReply::Stats(stats_map(stats))),
+            other => Err(reply_error(other)),
+        }
+    }
+}
+
+fn stats_map(stats: Vec<Stat>) -> HashMap<String, String> {
+    stats.into_iter().map(|s| (lossy(&s.name), lossy(&s.value))).collect()
+}
