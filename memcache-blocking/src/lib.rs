@@ -1,1 +1,30 @@
-//! Placeholder.
+//! A blocking memcached client over `std::net`, following gomemcache's API.
+//!
+//! ```no_run
+//! use memcache_blocking::{Client, Error, Item};
+//!
+//! let client = Client::new(["127.0.0.1:11211"])?;
+//! client.set(&Item::new("greeting", "hello").with_expiration(60))?;
+//! assert_eq!(&client.get("greeting")?.value[..], b"hello");
+//! match client.get("absent") {
+//!     Err(Error::CacheMiss) => {}
+//!     other => panic!("{other:?}"),
+//! }
+//! # Ok::<(), Error>(())
+//! ```
+//!
+//! All protocol knowledge lives in [`memcache_proto`]; this crate opens sockets, pools them
+//! per server (up to `max_idle_conns` idle ones), and applies the per-call timeout (default
+//! 100 ms) as a deadline over the whole exchange. A connection that saw a timeout, an IO
+//! error or a protocol error is closed, never reused, so a late reply can't reach a later
+//! call. TCP and Unix-socket servers are supported (an address containing `/` is a socket).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod client;
+mod conn;
+
+pub use client::Client;
+pub use memcache_proto::config::Builder;
+pub use memcache_proto::multi::MultiOutcome;
+pub use memcache_proto::{Error, Item, ServerAddr, ServerList, ServerSelector};

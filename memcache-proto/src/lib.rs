@@ -60,6 +60,7 @@
 #![deny(missing_docs)]
 
 pub mod command;
+pub mod config;
 mod connection;
 mod decode;
 mod error;

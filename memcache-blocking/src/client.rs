@@ -1,0 +1,251 @@
+//! The blocking `Client`: a pool of connections per server, and gomemcache's calls.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use memcache_proto::command::StoreVerb;
+use memcache_proto::config::{Builder, Config, FromConfig};
+use memcache_proto::multi::{self, MultiOutcome};
+use memcache_proto::op::{Admin, AdminReply, Get, KeyedOp, Mutate, Op, Store};
+use memcache_proto::{Error, Item, ServerAddr, ServerSelector};
+
+use crate::conn::Conn;
+
+/// A memcached client over `std::net`. Cheap to clone (clones share the pools) and safe to
+/// share across threads.
+///
+/// Each call takes an idle connection to the key's server (or opens one), writes the request,
+/// reads the reply within the timeout, and gives the connection back only if the exchange
+/// left it in sync (see [`Error::is_connection_broken`]).
+#[derive(Clone, Debug)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: Config,
+    idle: Mutex<HashMap<ServerAddr, Vec<Conn>>>,
+    closed: AtomicBool,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Conn")
+    }
+}
+
+impl FromConfig for Client {
+    fn from_config(config: Config) -> Result<Self, Error> {
+        let inner = Inner { config, idle: Mutex::new(HashMap::new()), closed: AtomicBool::new(false) };
+        Ok(Client { inner: Arc::new(inner) })
+    }
+}
+
+impl Client {
+    /// A client for `servers` (`host:port` or Unix socket paths) with default settings.
+    pub fn new<S: AsRef<str>>(servers: impl IntoIterator<Item = S>) -> Result<Client, Error> {
+        Client::builder().servers(servers).build()
+    }
+
+    /// A client that picks servers with `selector`.
+    pub fn from_selector(selector: impl ServerSelector + 'static) -> Result<Client, Error> {
+        Client::builder().selector(selector).build()
+    }
+
+    /// A builder for timeouts, pool size and server selection.
+    pub fn builder() -> Builder<Client> {
+        Builder::new()
+    }
+
+    /// Reads `key`; [`Error::CacheMiss`] if absent. The item carries its CAS token.
+    pub fn get(&self, key: &str) -> Result<Item, Error> {
+        self.keyed(Get::new(key)?)
+    }
+
+    /// Reads many keys at once; missing keys are absent from the map. Every involved server
+    /// is asked before any reply is read. Fails with the first server error; see
+    /// [`get_multi_partial`](Self::get_multi_partial) to keep the healthy servers' items.
+    pub fn get_multi<S: AsRef<str>>(&self, keys: &[S]) -> Result<HashMap<String, Item>, Error> {
+        self.get_multi_partial(keys)?.into_result()
+    }
+
+    /// Like [`get_multi`](Self::get_multi), but a failing server does not cost the items of
+    /// the others: they are in `items`, the failures in `failed`. Only a malformed key or an
+    /// empty server list fails the whole call.
+    pub fn get_multi_partial<S: AsRef<str>>(
+        &self,
+        keys: &[S],
+    ) -> Result<MultiOutcome<HashMap<String, Item>>, Error> {
+        let plan = multi::plan_get_multi(self.inner.config.selector.as_ref(), keys)?;
+        let mut outcome = MultiOutcome::default();
+        for (server, result) in self.fan_out(plan) {
+            outcome.add(server, result);
+        }
+        Ok(outcome)
+    }
+
+    /// Stores `item` unconditionally.
+    pub fn set(&self, item: &Item) -> Result<(), Error> {
+        self.keyed(Store::new(StoreVerb::Set, item)?)
+    }
+
+    /// Stores `item` only if its key is absent; [`Error::NotStored`] otherwise.
+    pub fn add(&self, item: &Item) -> Result<(), Error> {
+        self.keyed(Store::new(StoreVerb::Add, item)?)
+    }
+
+    /// Stores `item` only if its key is present; [`Error::NotStored`] otherwise.
+    pub fn replace(&self, item: &Item) -> Result<(), Error> {
+        self.keyed(Store::new(StoreVerb::Replace, item)?)
+    }
+
+    /// Appends `item.value` to the existing value; [`Error::NotStored`] if absent.
+    pub fn append(&self, item: &Item) -> Result<(), Error> {
+        self.keyed(Store::new(StoreVerb::Append, item)?)
+    }
+
+    /// Prepends `item.value` to the existing value; [`Error::NotStored`] if absent.
+    pub fn prepend(&self, item: &Item) -> Result<(), Error> {
+        self.keyed(Store::new(StoreVerb::Prepend, item)?)
+    }
+
+    /// Stores `item` only if it is unchanged since it was read (its `cas` token):
+    /// [`Error::CasConflict`] if it changed, [`Error::NotStored`] if it is gone.
+    pub fn compare_and_swap(&self, item: &Item) -> Result<(), Error> {
+        self.keyed(Store::compare_and_swap(item)?)
+    }
+
+    /// Deletes `key`; [`Error::CacheMiss`] if absent.
+    pub fn delete(&self, key: &str) -> Result<(), Error> {
+        self.keyed(Mutate::delete(key)?).map(drop)
+    }
+
+    /// `delete <key> <seconds>`. memcached 1.6 refuses a non-zero hold time and the refusal
+    /// is returned as [`Error::Client`].
+    pub fn delete_lock(&self, key: &str, seconds: u32) -> Result<(), Error> {
+        self.keyed(Mutate::delete_lock(key, seconds)?).map(drop)
+    }
+
+    /// Adds `delta` to a decimal counter (wrapping at 2^64) and returns the new value.
+    pub fn increment(&self, key: &str, delta: u64) -> Result<u64, Error> {
+        self.keyed(Mutate::increment(key, delta)?)
+    }
+
+    /// Subtracts `delta` from a decimal counter (stopping at 0) and returns the new value.
+    pub fn decrement(&self, key: &str, delta: u64) -> Result<u64, Error> {
+        self.keyed(Mutate::decrement(key, delta)?)
+    }
+
+    /// Sets a new expiration on `key`; [`Error::CacheMiss`] if absent.
+    pub fn touch(&self, key: &str, seconds: i32) -> Result<(), Error> {
+        self.keyed(Mutate::touch(key, seconds)?).map(drop)
+    }
+
+    /// Reads `key` and sets its expiration in one round trip.
+    pub fn get_and_touch(&self, key: &str, seconds: i32) -> Result<Item, Error> {
+        self.keyed(Get::and_touch(key, seconds)?)
+    }
+
+    /// Invalidates every item on every server.
+    pub fn flush_all(&self) -> Result<(), Error> {
+        self.every_server(Admin::flush_all).map(drop)
+    }
+
+    /// Checks that every server answers.
+    pub fn ping(&self) -> Result<(), Error> {
+        self.every_server(Admin::ping).map(drop)
+    }
+
+    /// `stats` of every server that answers, keyed by server address; [`Error::NoStats`]
+    /// if none did.
+    pub fn stats(&self) -> Result<HashMap<String, HashMap<String, String>>, Error> {
+        let servers = self.inner.config.selector.servers();
+        let plan =
+            servers.into_iter().map(|s| Admin::stats(None).map(|op| (s, op))).collect::<Result<_, _>>()?;
+        multi::merge_stats(self.fan_out(plan).into_iter().map(|(s, r)| {
+            let stats = r.and_then(|reply| match reply {
+                AdminReply::Stats(map) => Ok(map),
+                _ => Err(Error::NoStats),
+            });
+            (s, stats)
+        }))
+    }
+
+    /// Closes every idle connection; later calls fail with [`Error::Closed`].
+    pub fn close(&self) {
+        self.inner.closed.store(true, Ordering::Release);
+        self.lock_idle().clear();
+    }
+
+    fn keyed<O: KeyedOp>(&self, op: O) -> Result<O::Output, Error> {
+        let server = self.inner.config.selector.pick_server(op.key().as_bytes())?;
+        let mut conn = self.checkout(&server)?;
+        let deadline = Instant::now() + self.inner.config.timeout;
+        let result = conn.send(op.command()).and_then(|()| conn.receive(deadline));
+        self.checkin(&server, conn, result.as_ref().err());
+        op.finish(result?)
+    }
+
+    /// Sends every op to its server, then reads every reply: all servers work concurrently.
+    fn fan_out<O: Op>(&self, plan: Vec<(ServerAddr, O)>) -> Vec<(ServerAddr, Result<O::Output, Error>)> {
+        let deadline = Instant::now() + self.inner.config.timeout;
+        let sent: Vec<_> = plan
+            .into_iter()
+            .map(|(server, op)| {
+                let conn = self.checkout(&server).and_then(|mut c| c.send(op.command()).map(|()| c));
+                (server, op, conn)
+            })
+            .collect();
+        sent.into_iter()
+            .map(|(server, op, conn)| {
+                let result = conn.and_then(|mut conn| {
+                    let reply = conn.receive(deadline);
+                    self.checkin(&server, conn, reply.as_ref().err());
+                    reply
+                });
+                let result = result.and_then(|r| op.finish(r));
+                (server, result)
+            })
+            .collect()
+    }
+
+    fn every_server<O: Op>(&self, make: fn() -> O) -> Result<Vec<O::Output>, Error> {
+        let servers = self.inner.config.selector.servers();
+        if servers.is_empty() {
+            return Err(Error::NoServers);
+        }
+        let plan = servers.into_iter().map(|s| (s, make())).collect();
+        self.fan_out(plan).into_iter().map(|(_, r)| r).collect()
+    }
+
+    fn checkout(&self, server: &ServerAddr) -> Result<Conn, Error> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let config = &self.inner.config;
+        match self.lock_idle().get_mut(server).and_then(Vec::pop) {
+            Some(mut conn) => conn.reset_timeout(config.timeout).map(|()| conn),
+            None => Conn::connect(server, config.connect_timeout, config.limits),
+        }
+    }
+
+    /// Returns `conn` to the pool unless `error` (or its state) says it is out of sync.
+    fn checkin(&self, server: &ServerAddr, conn: Conn, error: Option<&Error>) {
+        let broken = error.is_some_and(Error::is_connection_broken) || !conn.reusable();
+        if broken || self.inner.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let mut idle = self.lock_idle();
+        let list = idle.entry(server.clone()).or_default();
+        if list.len() < self.inner.config.max_idle_conns {
+            list.push(conn);
+        }
+    }
+
+    fn lock_idle(&self) -> std::sync::MutexGuard<'_, HashMap<ServerAddr, Vec<Conn>>> {
+        self.inner.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

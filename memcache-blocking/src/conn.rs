@@ -1,0 +1,132 @@
+//! One socket and its protocol state: the only place this crate moves bytes.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+#[cfg(unix)]
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use memcache_proto::{Connection, Endpoint, Error, Limits, Response, ServerAddr};
+
+/// Bytes asked of the kernel per read when the decoder has not reserved more.
+const READ_CHUNK: usize = 16 * 1024;
+
+enum Stream {
+    Tcp(TcpStream),
+    #[cfg(unix)]
+    Unix(UnixStream),
+}
+
+impl Stream {
+    fn io(&mut self) -> &mut dyn ReadWrite {
+        match self {
+            Stream::Tcp(s) => s,
+            #[cfg(unix)]
+            Stream::Unix(s) => s,
+        }
+    }
+
+    fn set_read_timeout(&self, t: Duration) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_read_timeout(Some(t)),
+            #[cfg(unix)]
+            Stream::Unix(s) => s.set_read_timeout(Some(t)),
+        }
+    }
+
+    fn set_write_timeout(&self, t: Duration) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_write_timeout(Some(t)),
+            #[cfg(unix)]
+            Stream::Unix(s) => s.set_write_timeout(Some(t)),
+        }
+    }
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+/// A connection to one server: socket plus [`Connection`] state.
+pub(crate) struct Conn {
+    stream: Stream,
+    proto: Connection,
+    /// The socket's read timeout as last set, to skip redundant `setsockopt` calls.
+    read_timeout: Duration,
+}
+
+impl Conn {
+    pub(crate) fn connect(addr: &ServerAddr, timeout: Duration, limits: Limits) -> Result<Conn, Error> {
+        let stream = match addr.endpoint() {
+            Endpoint::Tcp(sa) => {
+                let s = TcpStream::connect_timeout(sa, timeout)?;
+                s.set_nodelay(true)?;
+                Stream::Tcp(s)
+            }
+            #[cfg(unix)]
+            Endpoint::Unix(path) => Stream::Unix(UnixStream::connect(path)?),
+            #[allow(unreachable_patterns)]
+            _ => return Err(Error::BadAddress(addr.to_string())),
+        };
+        stream.set_write_timeout(timeout)?;
+        stream.set_read_timeout(timeout)?;
+        Ok(Conn { stream, proto: Connection::with_limits(limits), read_timeout: timeout })
+    }
+
+    /// Queues `command` and writes everything queued.
+    pub(crate) fn send(&mut self, command: &memcache_proto::Command) -> Result<(), Error> {
+        self.proto.send(command);
+        while let Some(chunk) = self.proto.poll_transmit() {
+            self.stream.io().write_all(&chunk)?;
+        }
+        Ok(())
+    }
+
+    /// Reads until the oldest request in flight is answered or `deadline` passes.
+    pub(crate) fn receive(&mut self, deadline: Instant) -> Result<Response, Error> {
+        loop {
+            if let Some(done) = self.proto.poll_response()? {
+                return Ok(done.response);
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(Error::Timeout);
+            }
+            if remaining < self.read_timeout {
+                self.stream.set_read_timeout(remaining)?;
+                self.read_timeout = remaining;
+            }
+            self.fill()?;
+        }
+    }
+
+    /// One read straight into the protocol's buffer.
+    fn fill(&mut self) -> Result<(), Error> {
+        let buf = self.proto.read_buf();
+        let start = buf.len();
+        let room = (buf.capacity() - start).max(READ_CHUNK);
+        buf.resize(start + room, 0);
+        let result = self.stream.io().read(&mut buf[start..]);
+        let n = *result.as_ref().unwrap_or(&0);
+        buf.truncate(start + n);
+        match result {
+            Ok(0) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "server closed the connection").into()),
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Restores the full per-call read timeout if a previous call shortened it.
+    pub(crate) fn reset_timeout(&mut self, timeout: Duration) -> Result<(), Error> {
+        if self.read_timeout != timeout {
+            self.stream.set_read_timeout(timeout)?;
+            self.read_timeout = timeout;
+        }
+        Ok(())
+    }
+
+    /// Whether the connection may serve another call.
+    pub(crate) fn reusable(&self) -> bool {
+        self.proto.is_idle()
+    }
+}

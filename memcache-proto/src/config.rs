@@ -1,0 +1,150 @@
+//! Client configuration shared by every adapter: one builder, one set of defaults.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::{Error, Limits, ServerList, ServerSelector};
+
+/// gomemcache's `DefaultTimeout`: the socket read/write timeout of one call.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// gomemcache's `DefaultMaxIdleConns`: idle connections kept per server.
+pub const DEFAULT_MAX_IDLE_CONNS: usize = 2;
+
+/// Everything an adapter needs to build a client; made by [`Builder`].
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Picks the server for each key.
+    pub selector: Arc<dyn ServerSelector>,
+    /// Deadline of one call (write, then the whole reply), default 100 ms.
+    pub timeout: Duration,
+    /// Deadline for establishing a connection; defaults to `timeout`.
+    pub connect_timeout: Duration,
+    /// Connections kept per server: idle ones for the blocking client; for the async clients,
+    /// the most connections opened per server, each carrying many pipelined requests.
+    pub max_idle_conns: usize,
+    /// Most requests in flight on one pipelined connection (async clients).
+    pub max_in_flight: usize,
+    /// Decoder bounds.
+    pub limits: Limits,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("servers", &self.selector.servers())
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_idle_conns", &self.max_idle_conns)
+            .field("max_in_flight", &self.max_in_flight)
+            .finish()
+    }
+}
+
+/// Builds an adapter's client `C` (`Client::builder()` in every adapter returns one).
+pub struct Builder<C> {
+    servers: Option<Vec<String>>,
+    selector: Option<Arc<dyn ServerSelector>>,
+    timeout: Duration,
+    connect_timeout: Option<Duration>,
+    max_idle_conns: usize,
+    max_in_flight: usize,
+    limits: Limits,
+    client: PhantomData<fn() -> C>,
+}
+
+/// A client that can be made from a [`Config`].
+pub trait FromConfig: Sized {
+    /// Makes the client. No connection is opened until the first call.
+    fn from_config(config: Config) -> Result<Self, Error>;
+}
+
+impl<C: FromConfig> Default for Builder<C> {
+    fn default() -> Self {
+        Builder {
+            servers: None,
+            selector: None,
+            timeout: DEFAULT_TIMEOUT,
+            connect_timeout: None,
+            max_idle_conns: DEFAULT_MAX_IDLE_CONNS,
+            max_in_flight: 1024,
+            limits: Limits::default(),
+            client: PhantomData,
+        }
+    }
+}
+
+impl<C: FromConfig> Builder<C> {
+    /// A builder with gomemcache's defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The servers, as `host:port` or Unix socket paths, hashed as gomemcache's `ServerList`.
+    pub fn servers<S: AsRef<str>>(mut self, servers: impl IntoIterator<Item = S>) -> Self {
+        self.servers = Some(servers.into_iter().map(|s| s.as_ref().to_owned()).collect());
+        self
+    }
+
+    /// A custom selector, used instead of [`servers`](Self::servers).
+    pub fn selector(mut self, selector: impl ServerSelector + 'static) -> Self {
+        self.selector = Some(Arc::new(selector));
+        self
+    }
+
+    /// Deadline of one call, default 100 ms.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Deadline for connecting, default: the call timeout.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// Connections kept per server (default 2; at least 1).
+    pub fn max_idle_conns(mut self, n: usize) -> Self {
+        self.max_idle_conns = n.max(1);
+        self
+    }
+
+    /// Most requests in flight on one pipelined connection (async clients, default 1024).
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n.max(1);
+        self
+    }
+
+    /// Decoder bounds (default [`Limits::DEFAULT`]).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Resolves the servers and makes the client; no connection is opened yet.
+    pub fn build(self) -> Result<C, Error> {
+        let selector: Arc<dyn ServerSelector> = match (self.selector, self.servers) {
+            (Some(selector), _) => selector,
+            (None, Some(servers)) => Arc::new(ServerList::new(servers)?),
+            (None, None) => Arc::new(ServerList::default()),
+        };
+        C::from_config(Config {
+            selector,
+            timeout: self.timeout,
+            connect_timeout: self.connect_timeout.unwrap_or(self.timeout),
+            max_idle_conns: self.max_idle_conns,
+            max_in_flight: self.max_in_flight,
+            limits: self.limits,
+        })
+    }
+}
+
+impl<C> fmt::Debug for Builder<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder").field("servers", &self.servers).field("timeout", &self.timeout).finish()
+    }
+}
