@@ -59,6 +59,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod async_client;
 pub mod command;
 pub mod config;
 mod connection;
@@ -69,6 +70,8 @@ mod key;
 mod limits;
 pub mod multi;
 pub mod op;
+pub mod pipeline;
+pub mod pool;
 pub mod response;
 mod selector;
 

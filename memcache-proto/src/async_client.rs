@@ -1,0 +1,345 @@
+//! The async client, written once for every runtime.
+//!
+//! `memcache-tokio` and `memcache-async-std` are this [`Client`] with their [`Runtime`]:
+//! a socket type, a way to spawn a task and a timer. Everything else (pooling, pipelining,
+//! timeouts, cancellation, multi-server calls) is here, so the two behave identically. Nothing
+//! here blocks, spawns or sleeps by itself: the runtime does, through the trait.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use crate::command::StoreVerb;
+use crate::config::{Builder, Config, FromConfig};
+use crate::multi::{self, MultiOutcome};
+use crate::op::{Admin, AdminReply, Get, KeyedOp, Mutate, Op, Store};
+use crate::pipeline::{Pipe, Ticket, Transport};
+use crate::pool::{Lease, Route, ServerPool};
+use crate::{Endpoint, Error, Item, ServerAddr, ServerSelector};
+
+/// What an async adapter supplies: its socket, task spawning and timer.
+pub trait Runtime: Send + Sync + 'static {
+    /// The connected stream.
+    type Io: Transport;
+    /// Opens a connection to `endpoint` (TCP with `TCP_NODELAY`, or a Unix socket).
+    fn connect(endpoint: &Endpoint) -> impl Future<Output = io::Result<Self::Io>> + Send;
+    /// Runs `task` in the background.
+    fn spawn<F: Future<Output = ()> + Send + 'static>(task: F);
+    /// Runs `f` for at most `d`; `None` if it did not finish (then `f` is dropped).
+    fn timeout<F: Future + Send>(d: Duration, f: F) -> impl Future<Output = Option<F::Output>> + Send;
+}
+
+/// Opens a transport for a server: lets a client run over any stream (TLS, a proxy, a stream
+/// connected by another runtime) instead of [`Runtime::connect`].
+pub type Connector<Io> =
+    Arc<dyn Fn(&ServerAddr) -> Pin<Box<dyn Future<Output = io::Result<Io>> + Send>> + Send + Sync>;
+
+/// An async memcached client: cheap to clone, safe to share across tasks and threads.
+///
+/// Requests to one server are pipelined on at most `max_idle_conns` connections (a new one is
+/// opened only while every open one is busy); at most `max_in_flight` requests ride on each,
+/// and callers beyond that wait in FIFO order. A call that times out closes its connection
+/// (the server may be stalled), and a call whose future is dropped leaves its reply to be
+/// read and discarded, so a reply never reaches a caller it was not meant for.
+pub struct Client<R: Runtime> {
+    inner: Arc<Inner<R>>,
+}
+
+struct Inner<R: Runtime> {
+    config: Config,
+    pools: RwLock<HashMap<ServerAddr, Arc<ServerPool>>>,
+    connector: Option<Connector<R::Io>>,
+    closed: AtomicBool,
+    runtime: PhantomData<fn() -> R>,
+}
+
+impl<R: Runtime> Clone for Client<R> {
+    fn clone(&self) -> Self {
+        Client { inner: self.inner.clone() }
+    }
+}
+
+impl<R: Runtime> fmt::Debug for Client<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client").field("config", &self.inner.config).finish()
+    }
+}
+
+impl<R: Runtime> FromConfig for Client<R> {
+    fn from_config(config: Config) -> Result<Self, Error> {
+        Ok(Client::with_parts(config, None))
+    }
+}
+
+/// A request submitted to a server, awaiting its reply.
+struct Sent<O> {
+    server: ServerAddr,
+    op: O,
+    ticket: Result<(Ticket, Lease), Error>,
+}
+
+impl<R: Runtime> Client<R> {
+    /// A client for `servers` (`host:port` or Unix socket paths) with default settings.
+    pub fn new<S: AsRef<str>>(servers: impl IntoIterator<Item = S>) -> Result<Self, Error> {
+        Self::builder().servers(servers).build()
+    }
+
+    /// A client that picks servers with `selector`.
+    pub fn from_selector(selector: impl ServerSelector + 'static) -> Result<Self, Error> {
+        Self::builder().selector(selector).build()
+    }
+
+    /// A builder for timeouts, pool size and server selection.
+    pub fn builder() -> Builder<Self> {
+        Builder::new()
+    }
+
+    /// A client that opens connections with `connector` instead of the runtime's sockets.
+    pub fn with_connector(config: Config, connector: Connector<R::Io>) -> Self {
+        Client::with_parts(config, Some(connector))
+    }
+
+    fn with_parts(config: Config, connector: Option<Connector<R::Io>>) -> Self {
+        let inner = Inner {
+            config,
+            pools: RwLock::new(HashMap::new()),
+            connector,
+            closed: AtomicBool::new(false),
+            runtime: PhantomData,
+        };
+        Client { inner: Arc::new(inner) }
+    }
+
+    /// Reads `key`; [`Error::CacheMiss`] if absent. The item carries its CAS token.
+    pub async fn get(&self, key: &str) -> Result<Item, Error> {
+        self.keyed(Get::new(key)?).await
+    }
+
+    /// Reads many keys at once; missing keys are absent from the map. All involved servers
+    /// are asked at once. Fails with the first server error; see
+    /// [`get_multi_partial`](Self::get_multi_partial) to keep the healthy servers' items.
+    pub async fn get_multi<S: AsRef<str>>(&self, keys: &[S]) -> Result<HashMap<String, Item>, Error> {
+        self.get_multi_partial(keys).await?.into_result()
+    }
+
+    /// Like [`get_multi`](Self::get_multi), but a failing server does not cost the items of
+    /// the others: they are in `items`, the failures in `failed`. Only a malformed key or an
+    /// empty server list fails the whole call.
+    pub async fn get_multi_partial<S: AsRef<str>>(
+        &self,
+        keys: &[S],
+    ) -> Result<MultiOutcome<HashMap<String, Item>>, Error> {
+        let plan = multi::plan_get_multi(self.inner.config.selector.as_ref(), keys)?;
+        let mut outcome = MultiOutcome::default();
+        for (server, result) in self.fan_out(plan).await {
+            outcome.add(server, result);
+        }
+        Ok(outcome)
+    }
+
+    /// Stores `item` unconditionally.
+    pub async fn set(&self, item: &Item) -> Result<(), Error> {
+        self.keyed(Store::new(StoreVerb::Set, item)?).await
+    }
+
+    /// Stores `item` only if its key is absent; [`Error::NotStored`] otherwise.
+    pub async fn add(&self, item: &Item) -> Result<(), Error> {
+        self.keyed(Store::new(StoreVerb::Add, item)?).await
+    }
+
+    /// Stores `item` only if its key is present; [`Error::NotStored`] otherwise.
+    pub async fn replace(&self, item: &Item) -> Result<(), Error> {
+        self.keyed(Store::new(StoreVerb::Replace, item)?).await
+    }
+
+    /// Appends `item.value` to the existing value; [`Error::NotStored`] if absent.
+    pub async fn append(&self, item: &Item) -> Result<(), Error> {
+        self.keyed(Store::new(StoreVerb::Append, item)?).await
+    }
+
+    /// Prepends `item.value` to the existing value; [`Error::NotStored`] if absent.
+    pub async fn prepend(&self, item: &Item) -> Result<(), Error> {
+        self.keyed(Store::new(StoreVerb::Prepend, item)?).await
+    }
+
+    /// Stores `item` only if it is unchanged since it was read (its `cas` token):
+    /// [`Error::CasConflict`] if it changed, [`Error::NotStored`] if it is gone.
+    pub async fn compare_and_swap(&self, item: &Item) -> Result<(), Error> {
+        self.keyed(Store::compare_and_swap(item)?).await
+    }
+
+    /// Deletes `key`; [`Error::CacheMiss`] if absent.
+    pub async fn delete(&self, key: &str) -> Result<(), Error> {
+        self.keyed(Mutate::delete(key)?).await.map(drop)
+    }
+
+    /// `delete <key> <seconds>`. memcached 1.6 refuses a non-zero hold time and the refusal
+    /// is returned as [`Error::Client`].
+    pub async fn delete_lock(&self, key: &str, seconds: u32) -> Result<(), Error> {
+        self.keyed(Mutate::delete_lock(key, seconds)?).await.map(drop)
+    }
+
+    /// Adds `delta` to a decimal counter (wrapping at 2^64) and returns the new value.
+    pub async fn increment(&self, key: &str, delta: u64) -> Result<u64, Error> {
+        self.keyed(Mutate::increment(key, delta)?).await
+    }
+
+    /// Subtracts `delta` from a decimal counter (stopping at 0) and returns the new value.
+    pub async fn decrement(&self, key: &str, delta: u64) -> Result<u64, Error> {
+        self.keyed(Mutate::decrement(key, delta)?).await
+    }
+
+    /// Sets a new expiration on `key`; [`Error::CacheMiss`] if absent.
+    pub async fn touch(&self, key: &str, seconds: i32) -> Result<(), Error> {
+        self.keyed(Mutate::touch(key, seconds)?).await.map(drop)
+    }
+
+    /// Reads `key` and sets its expiration in one round trip.
+    pub async fn get_and_touch(&self, key: &str, seconds: i32) -> Result<Item, Error> {
+        self.keyed(Get::and_touch(key, seconds)?).await
+    }
+
+    /// Invalidates every item on every server.
+    pub async fn flush_all(&self) -> Result<(), Error> {
+        self.every_server(Admin::flush_all).await.map(drop)
+    }
+
+    /// Checks that every server answers.
+    pub async fn ping(&self) -> Result<(), Error> {
+        self.every_server(Admin::ping).await.map(drop)
+    }
+
+    /// `stats` of every server that answers, keyed by server address; [`Error::NoStats`]
+    /// if none did.
+    pub async fn stats(&self) -> Result<HashMap<String, HashMap<String, String>>, Error> {
+        let servers = self.inner.config.selector.servers();
+        let plan =
+            servers.into_iter().map(|s| Admin::stats(None).map(|op| (s, op))).collect::<Result<_, _>>()?;
+        let answers = self.fan_out(plan).await;
+        multi::merge_stats(answers.into_iter().map(|(s, r)| {
+            let stats = r.and_then(|reply| match reply {
+                AdminReply::Stats(map) => Ok(map),
+                _ => Err(Error::NoStats),
+            });
+            (s, stats)
+        }))
+    }
+
+    /// Closes every connection; later calls fail with [`Error::Closed`].
+    pub async fn close(&self) {
+        self.inner.closed.store(true, Ordering::Release);
+        let pools = std::mem::take(&mut *self.inner.pools.write().unwrap_or_else(|p| p.into_inner()));
+        pools.values().for_each(|p| p.close());
+    }
+
+    async fn keyed<O: KeyedOp>(&self, op: O) -> Result<O::Output, Error> {
+        let server = self.inner.config.selector.pick_server(op.key().as_bytes())?;
+        let (ticket, lease) = self.submit(&server, op.command()).await?;
+        let pipe = ticket.pipe().clone();
+        let result = match R::timeout(self.inner.config.timeout, ticket).await {
+            Some(result) => result,
+            None => Err(timed_out(&pipe)),
+        };
+        drop(lease);
+        op.finish(result?)
+    }
+
+    /// Submits every op to its server, then awaits every reply: the servers work at once,
+    /// under one deadline.
+    async fn fan_out<O: Op + Send>(
+        &self,
+        plan: Vec<(ServerAddr, O)>,
+    ) -> Vec<(ServerAddr, Result<O::Output, Error>)> {
+        let mut sent = Vec::with_capacity(plan.len());
+        for (server, op) in plan {
+            let ticket = self.submit(&server, op.command()).await;
+            sent.push(Sent { server, op, ticket });
+        }
+        let mut replies: Vec<Option<Result<crate::Response, Error>>> = sent.iter().map(|_| None).collect();
+        let wait_all = async {
+            for (s, reply) in sent.iter_mut().zip(replies.iter_mut()) {
+                *reply = Some(match &mut s.ticket {
+                    Ok((ticket, _)) => ticket.await,
+                    Err(e) => Err(e.clone()),
+                });
+            }
+        };
+        let _ = R::timeout(self.inner.config.timeout, wait_all).await;
+        sent.into_iter()
+            .zip(replies)
+            .map(|(s, reply)| {
+                let reply = match (reply, &s.ticket) {
+                    (Some(r), _) => r,
+                    (None, Ok((ticket, _))) => Err(timed_out(ticket.pipe())),
+                    (None, Err(e)) => Err(e.clone()),
+                };
+                (s.server, reply.and_then(|r| s.op.finish(r)))
+            })
+            .collect()
+    }
+
+    async fn every_server<O: Op + Send>(&self, make: fn() -> O) -> Result<Vec<O::Output>, Error> {
+        let servers = self.inner.config.selector.servers();
+        if servers.is_empty() {
+            return Err(Error::NoServers);
+        }
+        let plan = servers.into_iter().map(|s| (s, make())).collect();
+        self.fan_out(plan).await.into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// Waits for admission to `server`'s pool, opens a connection if the pool says so, and
+    /// queues `command` on it.
+    async fn submit(&self, server: &ServerAddr, command: &crate::Command) -> Result<(Ticket, Lease), Error> {
+        let pool = self.pool(server)?;
+        let mut lease = pool.admit().await?;
+        let pipe = match lease.route() {
+            Some(Route::Use(pipe)) => pipe.clone(),
+            _ => {
+                let pipe = self.open(server).await?;
+                lease.opened(pipe.clone());
+                pipe
+            }
+        };
+        Ok((pipe.submit(command)?, lease))
+    }
+
+    async fn open(&self, server: &ServerAddr) -> Result<Arc<Pipe>, Error> {
+        let connecting = async {
+            match &self.inner.connector {
+                Some(connect) => connect(server).await,
+                None => R::connect(server.endpoint()).await,
+            }
+        };
+        let io = R::timeout(self.inner.config.connect_timeout, connecting).await.ok_or(Error::Timeout)??;
+        let (pipe, driver) = Pipe::new(io, self.inner.config.limits);
+        R::spawn(driver);
+        Ok(pipe)
+    }
+
+    fn pool(&self, server: &ServerAddr) -> Result<Arc<ServerPool>, Error> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        if let Some(pool) = self.inner.pools.read().unwrap_or_else(|p| p.into_inner()).get(server) {
+            return Ok(pool.clone());
+        }
+        let mut pools = self.inner.pools.write().unwrap_or_else(|p| p.into_inner());
+        let config = &self.inner.config;
+        let pool = pools
+            .entry(server.clone())
+            .or_insert_with(|| Arc::new(ServerPool::new(config.max_idle_conns, config.max_in_flight)));
+        Ok(pool.clone())
+    }
+}
+
+/// A call gave up waiting: the server may be stalled, so its connection is closed.
+fn timed_out(pipe: &Pipe) -> Error {
+    pipe.fail(Error::Timeout);
+    Error::Timeout
+}

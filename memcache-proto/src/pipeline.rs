@@ -1,0 +1,263 @@
+//! Runtime-neutral pipelining for async adapters: one [`Connection`] shared by many callers.
+//!
+//! No runtime and no socket type appear here: an adapter implements [`Transport`] for its
+//! stream (a few lines over `poll_read`/`poll_write`) and spawns the [`Driver`] future on its
+//! runtime. Callers [`submit`](Pipe::submit) commands and await the returned [`Ticket`].
+//!
+//! Cancellation safety comes from ownership: only the driver reads, and it reads every reply
+//! in request order. A caller that drops its ticket abandons the reply, which the driver then
+//! reads and discards (drains), so no later caller can ever receive it. A caller that gives up
+//! because of a timeout [`fail`](Pipe::fail)s the pipe instead: the server may be stalled, so
+//! the socket is closed and later calls get a fresh one.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::{Command, Connection, Error, Limits, Response};
+
+/// A byte stream an async adapter drives a [`Pipe`] over.
+pub trait Transport: Send + Unpin + 'static {
+    /// Reads into `buf`'s spare capacity (appending), like `AsyncRead::poll_read`.
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>>;
+    /// Writes some of `data`, like `AsyncWrite::poll_write`.
+    fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>>;
+    /// Flushes buffered writes (a no-op for plain sockets, needed for TLS streams).
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+}
+
+/// One pipelined connection, shared by its [`Driver`] and every caller's [`Ticket`].
+#[derive(Debug)]
+pub struct Pipe {
+    state: Mutex<PipeState>,
+}
+
+#[derive(Debug)]
+struct PipeState {
+    conn: Connection,
+    slots: HashMap<u64, Slot>,
+    driver: Option<Waker>,
+    dead: Option<Error>,
+}
+
+#[derive(Debug)]
+enum Slot {
+    Waiting(Option<Waker>),
+    Done(Result<Response, Error>),
+}
+
+impl Pipe {
+    /// A pipe whose decoder enforces `limits`, and the driver that moves its bytes over `io`.
+    pub fn new<T: Transport>(io: T, limits: Limits) -> (Arc<Pipe>, Driver<T>) {
+        let state = PipeState {
+            conn: Connection::with_limits(limits),
+            slots: HashMap::new(),
+            driver: None,
+            dead: None,
+        };
+        let pipe = Arc::new(Pipe { state: Mutex::new(state) });
+        let driver = Driver { pipe: pipe.clone(), io, unsent: Bytes::new() };
+        (pipe, driver)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PipeState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `command`; the ticket resolves to its reply. Fails if the pipe is dead.
+    pub fn submit(self: &Arc<Self>, command: &Command) -> Result<Ticket, Error> {
+        let mut state = self.lock();
+        if let Some(e) = &state.dead {
+            return Err(e.clone());
+        }
+        let id = state.conn.send(command).0;
+        state.slots.insert(id, Slot::Waiting(None));
+        if let Some(w) = &state.driver {
+            w.wake_by_ref();
+        }
+        Ok(Ticket { pipe: self.clone(), id, finished: false })
+    }
+
+    /// Requests awaiting their reply.
+    pub fn in_flight(&self) -> usize {
+        self.lock().conn.in_flight()
+    }
+
+    /// Whether the pipe failed and must be replaced.
+    pub fn is_dead(&self) -> bool {
+        self.lock().dead.is_some()
+    }
+
+    /// Kills the pipe: every waiting caller gets `error`, the driver closes the socket.
+    pub fn fail(&self, error: Error) {
+        let mut state = self.lock();
+        state.fail(error);
+    }
+}
+
+impl PipeState {
+    fn fail(&mut self, error: Error) {
+        if self.dead.is_some() {
+            return;
+        }
+        for slot in self.slots.values_mut() {
+            if let Slot::Waiting(w) = std::mem::replace(slot, Slot::Done(Err(error.clone()))) {
+                w.into_iter().for_each(Waker::wake);
+            }
+        }
+        self.dead = Some(error);
+        if let Some(w) = self.driver.take() {
+            w.wake();
+        }
+    }
+
+    /// Hands every complete reply to its caller; replies of abandoned tickets are dropped.
+    fn dispatch(&mut self) -> Result<(), Error> {
+        while let Some(done) = self.conn.poll_response()? {
+            if let Some(slot) = self.slots.get_mut(&done.id.0) {
+                if let Slot::Waiting(w) = std::mem::replace(slot, Slot::Done(Ok(done.response))) {
+                    w.into_iter().for_each(Waker::wake);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A caller's claim on one reply. Dropping it before it resolves abandons the reply, which
+/// the driver then reads and discards.
+#[derive(Debug)]
+pub struct Ticket {
+    pipe: Arc<Pipe>,
+    id: u64,
+    finished: bool,
+}
+
+impl Ticket {
+    /// The pipe this request went out on.
+    pub fn pipe(&self) -> &Arc<Pipe> {
+        &self.pipe
+    }
+}
+
+impl Future for Ticket {
+    type Output = Result<Response, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let id = self.id;
+        let mut state = self.pipe.lock();
+        let result = match state.slots.get_mut(&id) {
+            Some(Slot::Waiting(w)) => {
+                if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    *w = Some(cx.waker().clone());
+                }
+                return Poll::Pending;
+            }
+            Some(Slot::Done(_)) => match state.slots.remove(&id) {
+                Some(Slot::Done(result)) => result,
+                _ => Err(Error::Closed),
+            },
+            None => Err(Error::Closed),
+        };
+        drop(state);
+        self.finished = true;
+        Poll::Ready(result)
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.pipe.lock().slots.remove(&self.id);
+        }
+    }
+}
+
+/// The future that moves a pipe's bytes; spawn it on the runtime. It ends when the pipe
+/// dies (socket error, protocol error, [`Pipe::fail`]) or every handle to the pipe is gone.
+#[derive(Debug)]
+pub struct Driver<T> {
+    pipe: Arc<Pipe>,
+    io: T,
+    /// The rest of a chunk the socket did not take whole.
+    unsent: Bytes,
+}
+
+impl<T: Transport> Future for Driver<T> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let orphaned = Arc::strong_count(&this.pipe) == 1;
+        let mut state = this.pipe.lock();
+        if state.dead.is_some() || (orphaned && state.slots.is_empty()) {
+            return Poll::Ready(());
+        }
+        if !state.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            state.driver = Some(cx.waker().clone());
+        }
+        let step = write(&mut this.io, cx, &mut this.unsent, &mut state.conn)
+            .and_then(|()| read(&mut this.io, cx, &mut state));
+        match step {
+            Ok(()) => Poll::Pending,
+            Err(e) => {
+                state.fail(e);
+                Poll::Ready(())
+            }
+        }
+    }
+}
+
+/// Writes queued bytes until the socket would block.
+fn write<T: Transport>(
+    io: &mut T,
+    cx: &mut Context<'_>,
+    unsent: &mut Bytes,
+    conn: &mut Connection,
+) -> Result<(), Error> {
+    let mut wrote = false;
+    loop {
+        if unsent.is_empty() {
+            match conn.poll_transmit() {
+                Some(chunk) => *unsent = chunk,
+                None => break,
+            }
+        }
+        match io.poll_write(cx, unsent) {
+            Poll::Ready(Ok(0)) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+            Poll::Ready(Ok(n)) => {
+                unsent.advance(n);
+                wrote = true;
+            }
+            Poll::Ready(Err(e)) => return Err(e.into()),
+            Poll::Pending => return Ok(()),
+        }
+    }
+    if wrote {
+        if let Poll::Ready(Err(e)) = io.poll_flush(cx) {
+            return Err(e.into());
+        }
+    }
+    Ok(())
+}
+
+/// Reads and dispatches replies until the socket would block.
+fn read<T: Transport>(io: &mut T, cx: &mut Context<'_>, state: &mut PipeState) -> Result<(), Error> {
+    loop {
+        match io.poll_read(cx, state.conn.read_buf()) {
+            Poll::Ready(Ok(0)) => {
+                return Err(
+                    io::Error::new(io::ErrorKind::UnexpectedEof, "server closed the connection").into()
+                );
+            }
+            Poll::Ready(Ok(_)) => state.dispatch()?,
+            Poll::Ready(Err(e)) => return Err(e.into()),
+            Poll::Pending => return Ok(()),
+        }
+    }
+}

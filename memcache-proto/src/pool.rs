@@ -1,0 +1,213 @@
+//! Runtime-neutral connection pool for async adapters: a few pipelined connections per
+//! server, a bound on requests in flight, and FIFO admission when the bound is reached.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use crate::Error;
+use crate::pipeline::Pipe;
+
+/// The pipelined connections to one server.
+#[derive(Debug)]
+pub struct ServerPool {
+    max_conns: usize,
+    max_requests: usize,
+    state: Mutex<PoolState>,
+}
+
+#[derive(Debug, Default)]
+struct PoolState {
+    pipes: Vec<Arc<Pipe>>,
+    /// Connections being opened by callers holding [`Lease::Open`].
+    connecting: usize,
+    /// Requests admitted and not yet finished.
+    admitted: usize,
+    /// Callers waiting for admission, oldest first.
+    waiters: VecDeque<(u64, Waker)>,
+    next_waiter: u64,
+    closed: bool,
+}
+
+/// What an admitted caller does: use a connection, or open one and hand it to
+/// [`Lease::opened`].
+#[derive(Debug)]
+pub enum Route {
+    /// Submit on this connection.
+    Use(Arc<Pipe>),
+    /// Open a new connection (the pool counted it as connecting).
+    Open,
+}
+
+impl ServerPool {
+    /// A pool of at most `max_conns` connections with at most `max_in_flight` requests each.
+    pub fn new(max_conns: usize, max_in_flight: usize) -> ServerPool {
+        let max_conns = max_conns.max(1);
+        ServerPool {
+            max_conns,
+            max_requests: max_conns * max_in_flight.max(1),
+            state: Mutex::new(PoolState::default()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits (in FIFO order) until a request may go to this server.
+    pub fn admit(self: &Arc<Self>) -> Admit {
+        Admit { pool: self.clone(), ticket: None }
+    }
+
+    /// Closes every connection; later requests fail with [`Error::Closed`].
+    pub fn close(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        for pipe in state.pipes.drain(..) {
+            pipe.fail(Error::Closed);
+        }
+        state.waiters.drain(..).for_each(|(_, w)| w.wake());
+    }
+
+    /// Connections currently open.
+    pub fn connections(&self) -> usize {
+        self.lock().pipes.len()
+    }
+
+    /// The least loaded live connection, or the right to open one while under the bound.
+    fn route(&self, state: &mut PoolState) -> Option<Route> {
+        state.pipes.retain(|p| !p.is_dead());
+        let best = state.pipes.iter().map(|p| (p.in_flight(), p)).min_by_key(|(n, _)| *n);
+        let room = state.pipes.len() + state.connecting < self.max_conns;
+        match best {
+            Some((0, p)) => Some(Route::Use(p.clone())),
+            _ if room => {
+                state.connecting += 1;
+                Some(Route::Open)
+            }
+            Some((_, p)) => Some(Route::Use(p.clone())),
+            None => None,
+        }
+    }
+}
+
+impl Drop for ServerPool {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl PoolState {
+    fn wake_front(&mut self) {
+        if let Some((_, w)) = self.waiters.front() {
+            w.wake_by_ref();
+        }
+    }
+
+    fn forget(&mut self, id: u64) {
+        self.waiters.retain(|(i, _)| *i != id);
+    }
+}
+
+/// Future of [`ServerPool::admit`]: resolves to a [`Lease`] holding the caller's place.
+#[derive(Debug)]
+pub struct Admit {
+    pool: Arc<ServerPool>,
+    ticket: Option<u64>,
+}
+
+impl Future for Admit {
+    type Output = Result<Lease, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let pool = self.pool.clone();
+        let mut state = pool.lock();
+        if state.closed {
+            return Poll::Ready(Err(Error::Closed));
+        }
+        let first = match (self.ticket, state.waiters.front()) {
+            (_, None) => true,
+            (Some(t), Some((front, _))) => t == *front,
+            (None, Some(_)) => false,
+        };
+        if first && state.admitted < pool.max_requests {
+            if let Some(route) = pool.route(&mut state) {
+                state.admitted += 1;
+                if let Some(t) = self.ticket.take() {
+                    state.forget(t);
+                }
+                // Let the next waiter try too: admission may have room for several.
+                state.wake_front();
+                return Poll::Ready(Ok(Lease { pool: pool.clone(), route: Some(route) }));
+            }
+        }
+        match self.ticket {
+            Some(t) => {
+                if let Some(entry) = state.waiters.iter_mut().find(|(i, _)| *i == t) {
+                    entry.1 = cx.waker().clone();
+                }
+            }
+            None => {
+                let t = state.next_waiter;
+                state.next_waiter += 1;
+                state.waiters.push_back((t, cx.waker().clone()));
+                self.ticket = Some(t);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Admit {
+    fn drop(&mut self) {
+        if let Some(t) = self.ticket {
+            let mut state = self.pool.lock();
+            state.forget(t);
+            state.wake_front();
+        }
+    }
+}
+
+/// An admitted request's place in a server's bound; released on drop.
+#[derive(Debug)]
+pub struct Lease {
+    pool: Arc<ServerPool>,
+    route: Option<Route>,
+}
+
+impl Lease {
+    /// Where to send the request.
+    pub fn route(&self) -> Option<&Route> {
+        self.route.as_ref()
+    }
+
+    /// Adds the connection this lease was admitted to open ([`Route::Open`]) to the pool.
+    /// If the lease is dropped without it, the pool counts the attempt as failed.
+    pub fn opened(&mut self, pipe: Arc<Pipe>) {
+        let mut state = self.pool.lock();
+        if let Some(Route::Open) = self.route {
+            state.connecting -= 1;
+        }
+        if state.closed {
+            pipe.fail(Error::Closed);
+        } else {
+            state.pipes.push(pipe.clone());
+        }
+        self.route = Some(Route::Use(pipe));
+        state.wake_front();
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let mut state = self.pool.lock();
+        if let Some(Route::Open) = self.route {
+            // Admitted to open a connection that never came: release the slot.
+            state.connecting -= 1;
+        }
+        state.admitted -= 1;
+        state.wake_front();
+    }
+}
