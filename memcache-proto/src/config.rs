@@ -127,12 +127,17 @@ impl<C: FromConfig> Builder<C> {
 
     /// Resolves the servers and makes the client; no connection is opened yet.
     pub fn build(self) -> Result<C, Error> {
+        C::from_config(self.config()?)
+    }
+
+    /// Resolves the servers into the [`Config`] that [`build`](Self::build) passes on.
+    pub fn config(self) -> Result<Config, Error> {
         let selector: Arc<dyn ServerSelector> = match (self.selector, self.servers) {
             (Some(selector), _) => selector,
             (None, Some(servers)) => Arc::new(ServerList::new(servers)?),
             (None, None) => Arc::new(ServerList::default()),
         };
-        C::from_config(Config {
+        Ok(Config {
             selector,
             timeout: self.timeout,
             connect_timeout: self.connect_timeout.unwrap_or(self.timeout),

@@ -26,6 +26,8 @@ pub enum Endpoint {
     Tcp(SocketAddr),
     /// A Unix domain socket.
     Unix(PathBuf),
+    /// Reached only through a custom connector (a stream handed to the client).
+    Custom,
 }
 
 impl ServerAddr {
@@ -53,6 +55,11 @@ impl ServerAddr {
         let path = path.as_ref();
         let name = path.to_string_lossy().into_owned();
         ServerAddr(Arc::new(AddrInner { name, endpoint: Endpoint::Unix(path.to_owned()) }))
+    }
+
+    /// A server reached only through a custom connector, known by `name`.
+    pub fn custom(name: &str) -> ServerAddr {
+        ServerAddr(Arc::new(AddrInner { name: name.to_owned(), endpoint: Endpoint::Custom }))
     }
 
     /// Where to connect.
