@@ -1,1 +1,12 @@
-//! Placeholder.
+//! Test machinery shared by the memcache adapters (not published).
+//!
+//! - [`memcached`]: starts real `memcached` servers (TCP on a free loopback port, or a Unix socket)
+//!   and talks to them directly, independent of any client under test.
+//! - [`fault`]: fake servers that stall, reset, answer garbage or half a value, and a proxy that
+//!   dribbles, delays, holds or cuts the traffic of a real server.
+
+pub mod fault;
+pub mod memcached;
+
+pub use fault::{Fault, FaultServer, Proxy, ProxyMode};
+pub use memcached::Memcached;

@@ -1,0 +1,577 @@
+//! Fault injection on loopback: fake servers that misbehave ([`FaultServer`]) and a proxy in front
+//! of a real server that can slow, hold, delay or cut its traffic ([`Proxy`]).
+//!
+//! Everything runs on background threads: one accept thread per server/proxy, one thread per
+//! accepted connection (two for the proxy, one per direction). Dropping a [`FaultServer`] or
+//! [`Proxy`] stops accepting, shuts down every connection it still holds and joins its threads;
+//! waits inside the proxy are sliced so that this takes at most a few milliseconds.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// What [`Fault::Garbage`] answers to every request: an HTTP error, binary junk and a line that
+/// ends without `\r`. None of it is memcached protocol.
+pub const GARBAGE_REPLY: &[u8] =
+    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n\x00\x01\xfe\xff junk line without carriage return\n";
+
+/// Total length [`Fault::HalfValue`] announces in its `VALUE` line.
+pub const HALF_VALUE_ANNOUNCED: usize = 100;
+/// How many data bytes [`Fault::HalfValue`] actually sends before closing.
+pub const HALF_VALUE_SENT: usize = 40;
+
+/// How long [`Fault::HalfValue`] and [`Fault::CloseImmediately`] keep reading (and discarding) after
+/// they closed their sending side, so that the close is a clean FIN rather than a reset.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+/// Granularity of the proxy's waits (delays, stalls), i.e. how fast it reacts to drop/close.
+const WAIT_SLICE: Duration = Duration::from_millis(5);
+
+/// Behaviour of a standalone fake server (no real memcached behind it), see [`FaultServer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Accept, read requests (counting their bytes), never answer, never close.
+    Stall,
+    /// Accept, wait for the first request bytes, then close with a TCP RST (the client's read or
+    /// write fails with `ConnectionReset`). Done with std only: the bytes are peeked, not read, and
+    /// closing a socket with unread data makes the kernel send RST instead of FIN.
+    Reset,
+    /// Answer every request (every chunk read) with [`GARBAGE_REPLY`]; the connection stays open.
+    Garbage,
+    /// Answer the first request with `VALUE <key> 0 100\r\n` followed by only 40 bytes of data, then
+    /// close (FIN). `<key>` is the first key of the request (the second word of its first line, if
+    /// it is a valid key), else `k`.
+    HalfValue,
+    /// Accept and close at once (FIN): the client reads EOF.
+    CloseImmediately,
+}
+
+/// A fake server on `127.0.0.1` (ephemeral port) that misbehaves as its [`Fault`] says.
+pub struct FaultServer {
+    fault: Fault,
+    counters: Arc<Counters>,
+    background: Background,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    bytes: AtomicUsize,
+    connections: AtomicUsize,
+}
+
+impl fmt::Debug for FaultServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FaultServer")
+            .field("fault", &self.fault)
+            .field("addr", &self.background.addr)
+            .field("connections", &self.connections())
+            .field("bytes_received", &self.bytes_received())
+            .finish()
+    }
+}
+
+impl FaultServer {
+    /// Starts a fake server with the given behaviour on `127.0.0.1:0`.
+    pub fn start(fault: Fault) -> FaultServer {
+        let counters = Arc::new(Counters::default());
+        let c = Arc::clone(&counters);
+        let background = Background::start("fault-server", move |stream, registry, _stop| {
+            c.connections.fetch_add(1, Ordering::SeqCst);
+            let Some(id) = registry.register(&[&stream]) else { return };
+            let c = Arc::clone(&c);
+            let reg = Arc::clone(registry);
+            registry.spawn_worker("fault-conn", move || {
+                serve_fault(fault, stream, &c, &reg, id);
+                reg.unregister(id);
+            });
+        });
+        FaultServer { fault, counters, background }
+    }
+
+    /// `"127.0.0.1:PORT"`.
+    pub fn addr(&self) -> String {
+        self.background.addr.to_string()
+    }
+
+    /// Total bytes received from all clients so far.
+    pub fn bytes_received(&self) -> usize {
+        self.counters.bytes.load(Ordering::SeqCst)
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.counters.connections.load(Ordering::SeqCst)
+    }
+
+    /// Waits (bounded by `timeout`) until at least `n` bytes have been received; returns whether they
+    /// were. The server counts on its own threads, so a test that just wrote should wait with this
+    /// rather than read [`FaultServer::bytes_received`] at once.
+    pub fn wait_bytes_received(&self, n: usize, timeout: Duration) -> bool {
+        wait_until(timeout, || self.bytes_received() >= n)
+    }
+
+    /// Waits (bounded by `timeout`) until at least `n` connections have been accepted.
+    pub fn wait_connections(&self, n: usize, timeout: Duration) -> bool {
+        wait_until(timeout, || self.connections() >= n)
+    }
+}
+
+fn serve_fault(fault: Fault, mut stream: TcpStream, counters: &Counters, registry: &Registry, id: u64) {
+    let mut buf = vec![0u8; 16 * 1024];
+    match fault {
+        Fault::Stall => {
+            while let Some(n) = read_chunk(&mut stream, &mut buf) {
+                counters.bytes.fetch_add(n, Ordering::SeqCst);
+            }
+        }
+        Fault::Garbage => {
+            while let Some(n) = read_chunk(&mut stream, &mut buf) {
+                counters.bytes.fetch_add(n, Ordering::SeqCst);
+                if stream.write_all(GARBAGE_REPLY).is_err() {
+                    break;
+                }
+            }
+        }
+        Fault::Reset => loop {
+            match stream.peek(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    counters.bytes.fetch_add(n, Ordering::SeqCst);
+                    // Our registry clone must go too, or the socket would not really close here.
+                    registry.unregister(id);
+                    drop(stream); // unread data in the receive queue: the kernel sends RST
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        },
+        Fault::HalfValue => {
+            let Some(n) = read_chunk(&mut stream, &mut buf) else { return };
+            counters.bytes.fetch_add(n, Ordering::SeqCst);
+            let key = first_key(&buf[..n]).unwrap_or("k");
+            let mut reply = format!("VALUE {key} 0 {HALF_VALUE_ANNOUNCED}\r\n").into_bytes();
+            reply.extend((0..HALF_VALUE_SENT).map(|i| b'0' + (i % 10) as u8));
+            if stream.write_all(&reply).is_ok() {
+                drain_then_close(stream, counters);
+            }
+        }
+        Fault::CloseImmediately => drain_then_close(stream, counters),
+    }
+}
+
+/// Sends FIN, then discards what the client still sends (bounded), so the close is not a reset.
+fn drain_then_close(mut stream: TcpStream, counters: &Counters) {
+    let _ = stream.shutdown(Shutdown::Write);
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match read_chunk(&mut stream, &mut buf) {
+            Some(n) => {
+                counters.bytes.fetch_add(n, Ordering::SeqCst);
+            }
+            None => return,
+        }
+    }
+}
+
+/// The first key of a request: the second word of its first line, if it is a valid memcached key.
+fn first_key(request: &[u8]) -> Option<&str> {
+    let line_end = request.iter().position(|&b| b == b'\n').unwrap_or(request.len());
+    let line = request[..line_end].strip_suffix(b"\r").unwrap_or(&request[..line_end]);
+    let word = line.split(|&b| b == b' ').filter(|w| !w.is_empty()).nth(1)?;
+    let valid = (1..=250).contains(&word.len()) && word.iter().all(|&b| b > b' ' && b != 0x7f);
+    if valid { std::str::from_utf8(word).ok() } else { None }
+}
+
+/// How a [`Proxy`] treats the traffic. Changed at any time with [`Proxy::set_mode`]; the mode in
+/// force when a chunk is forwarded decides what happens to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyMode {
+    /// Forward both ways unchanged.
+    Pass,
+    /// Server -> client bytes are written one byte per write (TCP_NODELAY is on), no delays.
+    /// Slow for big values (one system call per byte).
+    Dribble,
+    /// Server -> client: each chunk read from the server is written to the client only after this
+    /// delay (chunks of one connection stay in order, so delays add up).
+    SlowWrites(Duration),
+    /// Same mechanism as `SlowWrites`: a reply read from the server is written to the client only
+    /// after this delay. If the client closed its end meanwhile, the late bytes are discarded, so
+    /// they can never reach a later request (which gets a fresh proxied connection).
+    DelayReplies(Duration),
+    /// Stop forwarding server -> client: hold the bytes (and, by TCP back-pressure, the server)
+    /// until the mode changes; then they are forwarded per the new mode.
+    Stall,
+    /// Per connection, the first N client -> server chunks (requests) are forwarded; when chunk
+    /// N+1 arrives it is dropped and the client connection is closed (the client reads EOF while
+    /// waiting for its reply). Chunks are counted from the start of each connection.
+    CloseAfter(usize),
+    /// Delay only the `n`-th server -> client chunk (counting from 1 across all connections of the
+    /// proxy, from the moment this mode is set) by `delay`; every other chunk passes unchanged.
+    /// A chunk is what one read from the server returned: usually one whole small reply.
+    DelayNth {
+        /// Which chunk to delay (1 = the first one after `set_mode`).
+        n: usize,
+        /// How long to hold it.
+        delay: Duration,
+    },
+}
+
+/// A TCP proxy on `127.0.0.1` (ephemeral port) in front of an upstream server, with switchable
+/// misbehaviour ([`ProxyMode`]). Each client connection gets its own upstream connection.
+pub struct Proxy {
+    upstream: String,
+    state: Arc<ProxyState>,
+    background: Background,
+}
+
+struct ProxyState {
+    /// The mode and the `DelayNth` chunk counter, changed together.
+    mode: Mutex<(ProxyMode, usize)>,
+    connections: AtomicUsize,
+    bytes_from_clients: AtomicUsize,
+    bytes_to_clients: AtomicUsize,
+    writes_to_clients: AtomicUsize,
+}
+
+impl fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Proxy")
+            .field("addr", &self.background.addr)
+            .field("upstream", &self.upstream)
+            .field("mode", &lock(&self.state.mode).0)
+            .field("connections", &self.connections())
+            .finish()
+    }
+}
+
+impl Proxy {
+    /// Starts a proxy on `127.0.0.1:0` forwarding to `upstream` (a TCP `host:port`), in
+    /// [`ProxyMode::Pass`]. If the upstream refuses a connection, the client connection is closed.
+    ///
+    /// # Panics
+    /// If `upstream` does not resolve.
+    pub fn start(upstream: &str) -> Proxy {
+        let targets: Vec<SocketAddr> = upstream
+            .to_socket_addrs()
+            .unwrap_or_else(|e| panic!("proxy upstream {upstream:?} does not resolve: {e}"))
+            .collect();
+        assert!(!targets.is_empty(), "proxy upstream {upstream:?} resolves to no address");
+        let state = Arc::new(ProxyState {
+            mode: Mutex::new((ProxyMode::Pass, 0)),
+            connections: AtomicUsize::new(0),
+            bytes_from_clients: AtomicUsize::new(0),
+            bytes_to_clients: AtomicUsize::new(0),
+            writes_to_clients: AtomicUsize::new(0),
+        });
+        let st = Arc::clone(&state);
+        let background = Background::start("proxy", move |client, registry, stop| {
+            st.connections.fetch_add(1, Ordering::SeqCst);
+            let Some(upstream) = connect_any(&targets) else { return };
+            let _ = client.set_nodelay(true);
+            let _ = upstream.set_nodelay(true);
+            let Some(id) = registry.register(&[&client, &upstream]) else { return };
+            let (Ok(client2), Ok(upstream2)) = (client.try_clone(), upstream.try_clone()) else {
+                registry.unregister(id);
+                return;
+            };
+            let closed = Arc::new(AtomicBool::new(false));
+            let link = Link {
+                id,
+                registry: Arc::clone(registry),
+                stop: Arc::clone(stop),
+                closed,
+                state: Arc::clone(&st),
+            };
+            let link2 = link.clone();
+            registry.spawn_worker("proxy-c2s", move || link.client_to_server(client, upstream));
+            registry.spawn_worker("proxy-s2c", move || link2.server_to_client(upstream2, client2));
+        });
+        Proxy { upstream: upstream.to_string(), state, background }
+    }
+
+    /// `"127.0.0.1:PORT"`.
+    pub fn addr(&self) -> String {
+        self.background.addr.to_string()
+    }
+
+    /// The upstream address given to [`Proxy::start`].
+    pub fn upstream(&self) -> &str {
+        &self.upstream
+    }
+
+    /// Changes the mode for every chunk forwarded from now on, on existing and new connections
+    /// (a chunk already waiting out a delay keeps its delay). Resets the `DelayNth` counter.
+    pub fn set_mode(&self, mode: ProxyMode) {
+        *lock(&self.state.mode) = (mode, 0);
+    }
+
+    /// The current mode.
+    pub fn mode(&self) -> ProxyMode {
+        lock(&self.state.mode).0
+    }
+
+    /// Client connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
+    }
+
+    /// Total bytes read from clients (including chunks dropped by `CloseAfter`).
+    pub fn bytes_from_clients(&self) -> usize {
+        self.state.bytes_from_clients.load(Ordering::SeqCst)
+    }
+
+    /// Total bytes written to clients.
+    pub fn bytes_to_clients(&self) -> usize {
+        self.state.bytes_to_clients.load(Ordering::SeqCst)
+    }
+
+    /// Number of successful write calls towards clients (one per byte under `Dribble`).
+    pub fn writes_to_clients(&self) -> usize {
+        self.state.writes_to_clients.load(Ordering::SeqCst)
+    }
+
+    /// Shuts down every current client connection and its upstream connection, as when the server
+    /// goes away. The proxy keeps accepting new connections.
+    pub fn close_all(&self) {
+        self.background.registry.shutdown_all();
+    }
+}
+
+/// One proxied connection, shared by its two forwarding threads.
+#[derive(Clone)]
+struct Link {
+    id: u64,
+    registry: Arc<Registry>,
+    stop: Arc<AtomicBool>,
+    /// Set when either side ended: the other direction discards what it still holds.
+    closed: Arc<AtomicBool>,
+    state: Arc<ProxyState>,
+}
+
+impl Link {
+    fn client_to_server(&self, mut client: TcpStream, mut upstream: TcpStream) {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut chunks = 0usize;
+        while let Some(n) = read_chunk(&mut client, &mut buf) {
+            self.state.bytes_from_clients.fetch_add(n, Ordering::SeqCst);
+            chunks += 1;
+            if let ProxyMode::CloseAfter(limit) = lock(&self.state.mode).0 {
+                if chunks > limit {
+                    break;
+                }
+            }
+            if upstream.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        self.close(&client, &upstream);
+    }
+
+    fn server_to_client(&self, mut upstream: TcpStream, mut client: TcpStream) {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Some(n) = read_chunk(&mut upstream, &mut buf) {
+            // Hold the chunk while stalled.
+            let (mode, index) = loop {
+                let mut guard = lock(&self.state.mode);
+                if guard.0 != ProxyMode::Stall {
+                    guard.1 += 1;
+                    break *guard;
+                }
+                drop(guard);
+                if !self.pause(WAIT_SLICE) {
+                    return self.close(&client, &upstream);
+                }
+            };
+            let delay = match mode {
+                ProxyMode::SlowWrites(d) | ProxyMode::DelayReplies(d) => Some(d),
+                ProxyMode::DelayNth { n, delay } if n == index => Some(delay),
+                _ => None,
+            };
+            if let Some(d) = delay {
+                if !self.pause(d) {
+                    break; // the client left meanwhile: the late bytes are discarded
+                }
+            }
+            if !self.write_to_client(&mut client, &buf[..n], mode == ProxyMode::Dribble) {
+                break;
+            }
+        }
+        self.close(&client, &upstream);
+    }
+
+    fn write_to_client(&self, client: &mut TcpStream, data: &[u8], dribble: bool) -> bool {
+        let pieces: Box<dyn Iterator<Item = &[u8]>> =
+            if dribble { Box::new(data.chunks(1)) } else { Box::new(std::iter::once(data)) };
+        for piece in pieces {
+            if self.closed.load(Ordering::SeqCst) || client.write_all(piece).is_err() {
+                return false;
+            }
+            self.state.bytes_to_clients.fetch_add(piece.len(), Ordering::SeqCst);
+            self.state.writes_to_clients.fetch_add(1, Ordering::SeqCst);
+        }
+        true
+    }
+
+    /// Waits `d` in slices; false if the proxy stopped or the connection closed meanwhile.
+    fn pause(&self, d: Duration) -> bool {
+        let deadline = Instant::now() + d;
+        loop {
+            if self.stop.load(Ordering::SeqCst) || self.closed.load(Ordering::SeqCst) {
+                return false;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            thread::sleep(left.min(WAIT_SLICE));
+        }
+    }
+
+    /// Ends the connection both ways; wakes the other direction's thread.
+    fn close(&self, client: &TcpStream, upstream: &TcpStream) {
+        self.closed.store(true, Ordering::SeqCst);
+        let _ = client.shutdown(Shutdown::Both);
+        let _ = upstream.shutdown(Shutdown::Both);
+        self.registry.unregister(self.id);
+    }
+}
+
+fn connect_any(targets: &[SocketAddr]) -> Option<TcpStream> {
+    targets.iter().find_map(|t| TcpStream::connect_timeout(t, Duration::from_secs(1)).ok())
+}
+
+/// Reads one chunk; `None` on EOF or error (retrying on `Interrupted`).
+fn read_chunk(stream: &mut TcpStream, buf: &mut [u8]) -> Option<usize> {
+    loop {
+        match stream.read(buf) {
+            Ok(0) => return None,
+            Ok(n) => return Some(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Polls `cond` every millisecond until it holds or `timeout` passes.
+fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Open connections (clones of their sockets, for shutting them down) and worker threads.
+#[derive(Default)]
+struct Registry {
+    next_id: AtomicU64,
+    streams: Mutex<HashMap<u64, Vec<TcpStream>>>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Registry {
+    /// Keeps clones of `streams` so that [`Registry::shutdown_all`] can reach them. The clones keep
+    /// the sockets open: the owner must call [`Registry::unregister`] when done.
+    fn register(&self, streams: &[&TcpStream]) -> Option<u64> {
+        let clones: Vec<TcpStream> = streams.iter().map(|s| s.try_clone()).collect::<Result<_, _>>().ok()?;
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+        lock(&self.streams).insert(id, clones);
+        Some(id)
+    }
+
+    fn unregister(&self, id: u64) {
+        lock(&self.streams).remove(&id);
+    }
+
+    fn shutdown_all(&self) {
+        for streams in lock(&self.streams).values() {
+            for s in streams {
+                let _ = s.shutdown(Shutdown::Both);
+            }
+        }
+    }
+
+    fn spawn_worker(&self, name: &str, f: impl FnOnce() + Send + 'static) {
+        let handle = thread::Builder::new().name(name.into()).spawn(f).expect("spawn connection thread");
+        let mut workers = lock(&self.workers);
+        workers.retain(|h| !h.is_finished());
+        workers.push(handle);
+    }
+
+    fn join_all(&self) {
+        let workers = std::mem::take(&mut *lock(&self.workers));
+        for h in workers {
+            let _ = h.join();
+        }
+    }
+}
+
+/// A listener on `127.0.0.1:0` with an accept thread; stops everything on drop.
+struct Background {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    registry: Arc<Registry>,
+    accept_thread: Option<JoinHandle<()>>,
+}
+
+impl Background {
+    /// `on_accept` runs on the accept thread for each connection; it must not block for long.
+    fn start(
+        name: &str,
+        on_accept: impl Fn(TcpStream, &Arc<Registry>, &Arc<AtomicBool>) + Send + 'static,
+    ) -> Background {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local_addr of a bound listener");
+        let stop = Arc::new(AtomicBool::new(false));
+        let registry = Arc::new(Registry::default());
+        let (stop2, registry2) = (Arc::clone(&stop), Arc::clone(&registry));
+        let accept_thread = thread::Builder::new()
+            .name(format!("{name}-accept"))
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    if stop2.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    if let Ok(stream) = stream {
+                        on_accept(stream, &registry2, &stop2);
+                    }
+                }
+            })
+            .expect("spawn accept thread");
+        Background { addr, stop, registry, accept_thread: Some(accept_thread) }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the blocking accept with a connection of our own.
+        let woke = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1)).is_ok();
+        if let Some(t) = self.accept_thread.take() {
+            if woke {
+                let _ = t.join();
+            } // else: leave it detached rather than hang the test
+        }
+        self.registry.shutdown_all();
+        self.registry.join_all();
+    }
+}
