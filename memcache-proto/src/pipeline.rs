@@ -61,7 +61,7 @@ impl Pipe {
             dead: None,
         };
         let pipe = Arc::new(Pipe { state: Mutex::new(state) });
-        let driver = Driver { pipe: pipe.clone(), io, unsent: Bytes::new() };
+        let driver = Driver { pipe: pipe.clone(), io, unsent: Bytes::new(), deferred: false };
         (pipe, driver)
     }
 
@@ -186,6 +186,8 @@ pub struct Driver<T> {
     io: T,
     /// The rest of a chunk the socket did not take whole.
     unsent: Bytes,
+    /// Whether the driver already let other tasks run once since requests became pending.
+    deferred: bool,
 }
 
 impl<T: Transport> Future for Driver<T> {
@@ -201,8 +203,18 @@ impl<T: Transport> Future for Driver<T> {
         if !state.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             state.driver = Some(cx.waker().clone());
         }
-        let step = write(&mut this.io, cx, &mut this.unsent, &mut state.conn)
-            .and_then(|()| read(&mut this.io, cx, &mut state));
+        // Coalescing: when requests are waiting to be written, yield once first (a self-wake
+        // puts the driver at the back of the run queue), so every caller that is ready to
+        // submit does so and one write carries them all.
+        let pending = !this.unsent.is_empty() || state.conn.wants_transmit();
+        let write_now = pending && this.deferred;
+        this.deferred = pending && !write_now;
+        if this.deferred {
+            cx.waker().wake_by_ref();
+        }
+        let step =
+            if write_now { write(&mut this.io, cx, &mut this.unsent, &mut state.conn) } else { Ok(()) }
+                .and_then(|()| read(&mut this.io, cx, &mut state));
         match step {
             Ok(()) => Poll::Pending,
             Err(e) => {

@@ -110,7 +110,7 @@ pub trait ServerSelector: Send + Sync + fmt::Debug {
 
     /// Calls `f` for every distinct server, stopping at the first error.
     fn each(&self, f: &mut dyn FnMut(&ServerAddr) -> Result<(), Error>) -> Result<(), Error> {
-        self.servers().iter().try_for_each(|s| f(s))
+        self.servers().iter().try_for_each(f)
     }
 }
 

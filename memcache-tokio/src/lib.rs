@@ -82,11 +82,13 @@ impl Runtime for Tokio {
 }
 
 /// Reads with readiness + `try_read_buf`, which fills `BytesMut` spare capacity safely.
+/// Readiness is asked first, so a driver woken for writing makes no futile `recv` call.
 macro_rules! poll_read_buf {
     ($s:expr, $cx:expr, $buf:expr) => {
         loop {
+            ready!($s.poll_read_ready($cx))?;
             match $s.try_read_buf($buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready!($s.poll_read_ready($cx))?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 result => return Poll::Ready(result),
             }
         }
