@@ -39,9 +39,9 @@ use async_std::net::TcpStream;
 use async_std::os::unix::net::UnixStream;
 use bytes::BytesMut;
 use futures_io::{AsyncRead, AsyncWrite};
-use memcache_proto::Endpoint;
 use memcache_proto::async_client::{Connector, Runtime};
 use memcache_proto::pipeline::Transport;
+use memcache_proto::{Endpoint, read_into_spare};
 
 pub use memcache_proto::config::Builder;
 pub use memcache_proto::multi::MultiOutcome;
@@ -68,22 +68,13 @@ impl fmt::Debug for Stream {
     }
 }
 
-/// Most bytes one read asks for: `futures-io` reads into initialised memory, so the window
-/// is zeroed first; keeping it bounded keeps that cost small when a large value is expected.
-const READ_WINDOW: usize = 64 * 1024;
-
 impl Transport for Stream {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
-        let start = buf.len();
-        let window = (buf.capacity() - start).clamp(4096, READ_WINDOW);
-        buf.resize(start + window, 0);
-        let result = Pin::new(&mut self.0).poll_read(cx, &mut buf[start..]);
-        let n = match &result {
+        let filled = |r: &Poll<io::Result<usize>>| match r {
             Poll::Ready(Ok(n)) => *n,
             _ => 0,
         };
-        buf.truncate(start + n);
-        result
+        read_into_spare(buf, |window| Pin::new(&mut self.0).poll_read(cx, window), filled)
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {

@@ -6,10 +6,7 @@ use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use memcache_proto::{Connection, Endpoint, Error, Limits, Response, ServerAddr};
-
-/// Bytes asked of the kernel per read when the decoder has not reserved more.
-const READ_CHUNK: usize = 16 * 1024;
+use memcache_proto::{Connection, Endpoint, Error, Limits, Response, ServerAddr, read_into_spare};
 
 enum Stream {
     Tcp(TcpStream),
@@ -101,13 +98,9 @@ impl Conn {
 
     /// One read straight into the protocol's buffer.
     fn fill(&mut self) -> Result<(), Error> {
-        let buf = self.proto.read_buf();
-        let start = buf.len();
-        let room = (buf.capacity() - start).max(READ_CHUNK);
-        buf.resize(start + room, 0);
-        let result = self.stream.io().read(&mut buf[start..]);
-        let n = *result.as_ref().unwrap_or(&0);
-        buf.truncate(start + n);
+        let io = self.stream.io();
+        let result =
+            read_into_spare(self.proto.read_buf(), |window| io.read(window), |r| *r.as_ref().unwrap_or(&0));
         match result {
             Ok(0) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "server closed the connection").into()),
             Ok(_) => Ok(()),

@@ -170,3 +170,22 @@ impl Connection {
         e
     }
 }
+
+/// Reads into a window of `buf`'s spare capacity through an API that needs initialised
+/// memory (`std::io::Read`, `futures_io::AsyncRead`): the window (at most 64 KiB, so the
+/// zeroing stays cheap when the decoder reserved room for a large value) is zeroed, handed to
+/// `read`, and then cut back to the bytes `filled` says arrived.
+pub fn read_into_spare<R>(
+    buf: &mut BytesMut,
+    read: impl FnOnce(&mut [u8]) -> R,
+    filled: impl Fn(&R) -> usize,
+) -> R {
+    const WINDOW: usize = 64 * 1024;
+    let start = buf.len();
+    let window = (buf.capacity() - start).clamp(4096, WINDOW);
+    buf.resize(start + window, 0);
+    let result = read(&mut buf[start..]);
+    let n = filled(&result).min(window);
+    buf.truncate(start + n);
+    result
+}

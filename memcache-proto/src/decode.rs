@@ -88,7 +88,8 @@ impl Decoder {
     fn values(&mut self, buf: &mut BytesMut) -> Result<Option<Response>, ProtoError> {
         loop {
             if let Some(header) = self.header.take() {
-                let need = header.len + 2;
+                // `len` is bounded by `max_value_len`; saturate in case that is `usize::MAX`.
+                let need = header.len.saturating_add(2);
                 if buf.len() < need {
                     // Grow once to hold the whole block; then wait by length alone.
                     buf.reserve(need - buf.len());

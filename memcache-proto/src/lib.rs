@@ -76,7 +76,7 @@ pub mod response;
 mod selector;
 
 pub use command::Command;
-pub use connection::{Completed, Connection, RequestId};
+pub use connection::{Completed, Connection, RequestId, read_into_spare};
 pub use decode::Decoder;
 pub use error::{Error, ProtoError};
 pub use item::Item;
