@@ -37,12 +37,25 @@ pub struct Pipe {
     state: Mutex<PipeState>,
 }
 
-#[derive(Debug)]
 struct PipeState {
     conn: Connection,
     slots: HashMap<u64, Slot>,
     driver: Option<Waker>,
     dead: Option<Error>,
+    io: Box<dyn Transport>,
+    /// The rest of a chunk the socket did not take whole.
+    unsent: Bytes,
+    /// Whether the driver already let other tasks run once since requests became pending.
+    deferred: bool,
+}
+
+impl std::fmt::Debug for PipeState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipeState")
+            .field("in_flight", &self.conn.in_flight())
+            .field("dead", &self.dead)
+            .finish()
+    }
 }
 
 #[derive(Debug)]
@@ -53,16 +66,18 @@ enum Slot {
 
 impl Pipe {
     /// A pipe whose decoder enforces `limits`, and the driver that moves its bytes over `io`.
-    pub fn new<T: Transport>(io: T, limits: Limits) -> (Arc<Pipe>, Driver<T>) {
+    pub fn new(io: impl Transport, limits: Limits) -> (Arc<Pipe>, Driver) {
         let state = PipeState {
             conn: Connection::with_limits(limits),
             slots: HashMap::new(),
             driver: None,
             dead: None,
+            io: Box::new(io),
+            unsent: Bytes::new(),
+            deferred: false,
         };
         let pipe = Arc::new(Pipe { state: Mutex::new(state) });
-        let driver = Driver { pipe: pipe.clone(), io, unsent: Bytes::new(), deferred: false };
-        (pipe, driver)
+        (pipe.clone(), Driver { pipe })
     }
 
     fn lock(&self) -> MutexGuard<'_, PipeState> {
@@ -77,8 +92,19 @@ impl Pipe {
         }
         let id = state.conn.send(command).0;
         state.slots.insert(id, Slot::Waiting(None));
-        if let Some(w) = &state.driver {
-            w.wake_by_ref();
+        if state.conn.in_flight() == 1 && state.unsent.is_empty() {
+            // An idle connection: write from the caller, saving a hop through the driver.
+            // With a no-op waker, a socket that would block is left to the driver (woken below).
+            let mut cx = Context::from_waker(Waker::noop());
+            if let Err(e) = state.write(&mut cx) {
+                state.fail(e.clone());
+                return Err(e);
+            }
+        }
+        if state.wants_write() {
+            if let Some(w) = &state.driver {
+                w.wake_by_ref();
+            }
         }
         Ok(Ticket { pipe: self.clone(), id, finished: false })
     }
@@ -113,6 +139,53 @@ impl PipeState {
         self.dead = Some(error);
         if let Some(w) = self.driver.take() {
             w.wake();
+        }
+    }
+
+    fn wants_write(&self) -> bool {
+        !self.unsent.is_empty() || self.conn.wants_transmit()
+    }
+
+    /// Writes queued bytes until the socket would block.
+    fn write(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
+        let mut wrote = false;
+        loop {
+            if self.unsent.is_empty() {
+                match self.conn.poll_transmit() {
+                    Some(chunk) => self.unsent = chunk,
+                    None => break,
+                }
+            }
+            match self.io.poll_write(cx, &self.unsent) {
+                Poll::Ready(Ok(0)) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+                Poll::Ready(Ok(n)) => {
+                    self.unsent.advance(n);
+                    wrote = true;
+                }
+                Poll::Ready(Err(e)) => return Err(e.into()),
+                Poll::Pending => return Ok(()),
+            }
+        }
+        if wrote {
+            if let Poll::Ready(Err(e)) = self.io.poll_flush(cx) {
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads and dispatches replies until the socket would block.
+    fn read(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
+        loop {
+            match self.io.poll_read(cx, self.conn.read_buf()) {
+                Poll::Ready(Ok(0)) => {
+                    let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "server closed the connection");
+                    return Err(eof.into());
+                }
+                Poll::Ready(Ok(_)) => self.dispatch()?,
+                Poll::Ready(Err(e)) => return Err(e.into()),
+                Poll::Pending => return Ok(()),
+            }
         }
     }
 
@@ -181,22 +254,16 @@ impl Drop for Ticket {
 /// The future that moves a pipe's bytes; spawn it on the runtime. It ends when the pipe
 /// dies (socket error, protocol error, [`Pipe::fail`]) or every handle to the pipe is gone.
 #[derive(Debug)]
-pub struct Driver<T> {
+pub struct Driver {
     pipe: Arc<Pipe>,
-    io: T,
-    /// The rest of a chunk the socket did not take whole.
-    unsent: Bytes,
-    /// Whether the driver already let other tasks run once since requests became pending.
-    deferred: bool,
 }
 
-impl<T: Transport> Future for Driver<T> {
+impl Future for Driver {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.get_mut();
-        let orphaned = Arc::strong_count(&this.pipe) == 1;
-        let mut state = this.pipe.lock();
+        let orphaned = Arc::strong_count(&self.pipe) == 1;
+        let mut state = self.pipe.lock();
         if state.dead.is_some() || (orphaned && state.slots.is_empty()) {
             return Poll::Ready(());
         }
@@ -206,70 +273,19 @@ impl<T: Transport> Future for Driver<T> {
         // Coalescing: when requests are waiting to be written, yield once first (a self-wake
         // puts the driver at the back of the run queue), so every caller that is ready to
         // submit does so and one write carries them all.
-        let pending = !this.unsent.is_empty() || state.conn.wants_transmit();
-        let write_now = pending && this.deferred;
-        this.deferred = pending && !write_now;
-        if this.deferred {
+        let pending = state.wants_write();
+        let write_now = pending && state.deferred;
+        state.deferred = pending && !write_now;
+        if state.deferred {
             cx.waker().wake_by_ref();
         }
-        let step =
-            if write_now { write(&mut this.io, cx, &mut this.unsent, &mut state.conn) } else { Ok(()) }
-                .and_then(|()| read(&mut this.io, cx, &mut state));
+        let step = if write_now { state.write(cx) } else { Ok(()) }.and_then(|()| state.read(cx));
         match step {
             Ok(()) => Poll::Pending,
             Err(e) => {
                 state.fail(e);
                 Poll::Ready(())
             }
-        }
-    }
-}
-
-/// Writes queued bytes until the socket would block.
-fn write<T: Transport>(
-    io: &mut T,
-    cx: &mut Context<'_>,
-    unsent: &mut Bytes,
-    conn: &mut Connection,
-) -> Result<(), Error> {
-    let mut wrote = false;
-    loop {
-        if unsent.is_empty() {
-            match conn.poll_transmit() {
-                Some(chunk) => *unsent = chunk,
-                None => break,
-            }
-        }
-        match io.poll_write(cx, unsent) {
-            Poll::Ready(Ok(0)) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
-            Poll::Ready(Ok(n)) => {
-                unsent.advance(n);
-                wrote = true;
-            }
-            Poll::Ready(Err(e)) => return Err(e.into()),
-            Poll::Pending => return Ok(()),
-        }
-    }
-    if wrote {
-        if let Poll::Ready(Err(e)) = io.poll_flush(cx) {
-            return Err(e.into());
-        }
-    }
-    Ok(())
-}
-
-/// Reads and dispatches replies until the socket would block.
-fn read<T: Transport>(io: &mut T, cx: &mut Context<'_>, state: &mut PipeState) -> Result<(), Error> {
-    loop {
-        match io.poll_read(cx, state.conn.read_buf()) {
-            Poll::Ready(Ok(0)) => {
-                return Err(
-                    io::Error::new(io::ErrorKind::UnexpectedEof, "server closed the connection").into()
-                );
-            }
-            Poll::Ready(Ok(_)) => state.dispatch()?,
-            Poll::Ready(Err(e)) => return Err(e.into()),
-            Poll::Pending => return Ok(()),
         }
     }
 }
