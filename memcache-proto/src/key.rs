@@ -13,31 +13,63 @@ pub const MAX_KEY_LEN: usize = 250;
 ///
 /// Commands hold `Key`s, so a command that exists can always be encoded: validation happens
 /// once, when the key is made, before any byte reaches a socket.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Key(Bytes);
+///
+/// The bytes are stored inline (a key is at most 250 bytes), so making, cloning and dropping
+/// a key never touches the heap: one allocation less per call on the hot path.
+#[derive(Clone)]
+pub struct Key {
+    len: u8,
+    bytes: [u8; MAX_KEY_LEN],
+}
 
 impl Key {
-    /// Validates `key`, keeping the bytes without a copy when given `Bytes`.
-    pub fn new(key: impl Into<Bytes>) -> Result<Key, Error> {
-        let key = key.into();
-        check(&key)?;
-        Ok(Key(key))
+    /// Validates `key` and copies it.
+    pub fn new(key: impl AsRef<[u8]>) -> Result<Key, Error> {
+        Key::copy_from(key.as_ref())
     }
 
     /// Validates and copies a borrowed key.
     pub fn copy_from(key: &[u8]) -> Result<Key, Error> {
         check(key)?;
-        Ok(Key(Bytes::copy_from_slice(key)))
+        let mut bytes = [0; MAX_KEY_LEN];
+        bytes[..key.len()].copy_from_slice(key);
+        Ok(Key { len: key.len() as u8, bytes })
     }
 
     /// The key's bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        &self.bytes[..usize::from(self.len)]
     }
 
-    /// The key's bytes as a cheaply cloned `Bytes`.
+    /// The key's bytes as `Bytes` (a copy).
     pub fn to_bytes(&self) -> Bytes {
-        self.0.clone()
+        Bytes::copy_from_slice(self.as_bytes())
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Key {}
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
+    }
+}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Key) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Key) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
     }
 }
 
@@ -62,19 +94,19 @@ fn describe(key: &[u8]) -> String {
 
 impl AsRef<[u8]> for Key {
     fn as_ref(&self) -> &[u8] {
-        &self.0
+        self.as_bytes()
     }
 }
 
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Key({:?})", String::from_utf8_lossy(&self.0))
+        write!(f, "Key({:?})", String::from_utf8_lossy(self.as_bytes()))
     }
 }
 
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&String::from_utf8_lossy(&self.0))
+        f.write_str(&String::from_utf8_lossy(self.as_bytes()))
     }
 }
 
@@ -88,7 +120,7 @@ impl TryFrom<&str> for Key {
 impl TryFrom<String> for Key {
     type Error = Error;
     fn try_from(s: String) -> Result<Key, Error> {
-        Key::new(s)
+        Key::copy_from(s.as_bytes())
     }
 }
 
