@@ -5,6 +5,9 @@
 //! - [`fault`]: fake servers that stall, reset, answer garbage or half a value, and a proxy that
 //!   dribbles, delays, holds or cuts the traffic of a real server.
 
+pub mod adapters;
+pub mod bench;
+pub mod conformance;
 pub mod fault;
 pub mod memcached;
 

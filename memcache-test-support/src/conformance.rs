@@ -1,0 +1,347 @@
+//! The one conformance suite that every adapter runs.
+//!
+//! An adapter describes itself with [`Adapter`] (how to run a future, spawn a worker, bound a call
+//! by a deadline, and how each client method is called) and instantiates the whole suite in its
+//! `tests/conformance.rs` with one line:
+//!
+//! ```ignore
+//! memcache_test_support::conformance_suite!(MyAdapter);
+//! ```
+//!
+//! which expands to one `#[test]` per test function of this module, each running
+//! `conformance::<name>::<MyAdapter>()` on [`Adapter::block_on`] under a watchdog.
+//!
+//! Every test starts its own real `memcached` servers ([`Memcached`](crate::memcached::Memcached))
+//! and, for faults, its own [`FaultServer`](crate::fault::FaultServer)s and
+//! [`Proxy`](crate::fault::Proxy)s, so tests run in parallel. Nothing in here is specific to an
+//! adapter: a blocking client implements the async methods with ready futures, spawns threads,
+//! and treats [`Adapter::timeout`] as "run to completion".
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use memcache_proto::multi::MultiOutcome;
+use memcache_proto::{Error, Item};
+
+/// Asserts that `$res` is `Err` matching `$pat`, with a message naming what came instead.
+macro_rules! expect_err {
+    ($res:expr, $pat:pat, $($ctx:tt)+) => {
+        match $res {
+            Err($pat) => {}
+            other => panic!(
+                "{}: expected Err({}), got {:?}",
+                format_args!($($ctx)+),
+                stringify!($pat),
+                other
+            ),
+        }
+    };
+}
+
+/// Unwraps `Ok`, panicking with context and the error otherwise.
+macro_rules! expect_ok {
+    ($res:expr, $($ctx:tt)+) => {
+        match $res {
+            Ok(v) => v,
+            Err(e) => panic!("{}: expected Ok, got Err({:?})", format_args!($($ctx)+), e),
+        }
+    };
+}
+
+mod basic;
+mod concurrency;
+mod faults;
+mod keys;
+mod servers;
+mod util;
+
+pub use basic::*;
+pub use concurrency::*;
+pub use faults::*;
+pub use keys::*;
+pub use servers::*;
+pub use util::XorShift;
+
+/// Call timeout the suite configures unless a test is about timeouts: generous, because tests
+/// run in parallel on small machines and a slow answer is not what they check.
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long one conformance test may run before the watchdog fails it.
+pub const TEST_DEADLINE: Duration = Duration::from_secs(180);
+
+/// How to build a client for a test; `None` leaves the adapter's default.
+#[derive(Debug, Clone, Default)]
+pub struct ClientConfig {
+    /// Server addresses, `host:port` or Unix socket paths, in selector order.
+    pub servers: Vec<String>,
+    /// Per-call timeout (`Builder::timeout`).
+    pub timeout: Option<Duration>,
+    /// Connect timeout (`Builder::connect_timeout`).
+    pub connect_timeout: Option<Duration>,
+    /// Per-server connection bound (`Builder::max_idle_conns`).
+    pub max_idle_conns: Option<usize>,
+}
+
+impl ClientConfig {
+    /// `servers` with the suite's [`TEST_TIMEOUT`] and the adapter's other defaults.
+    pub fn new<S: Into<String>>(servers: impl IntoIterator<Item = S>) -> ClientConfig {
+        ClientConfig {
+            servers: servers.into_iter().map(Into::into).collect(),
+            timeout: Some(TEST_TIMEOUT),
+            connect_timeout: None,
+            max_idle_conns: None,
+        }
+    }
+
+    /// Sets the per-call timeout.
+    pub fn timeout(mut self, timeout: Duration) -> ClientConfig {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the per-server connection bound.
+    pub fn max_idle_conns(mut self, n: usize) -> ClientConfig {
+        self.max_idle_conns = Some(n);
+        self
+    }
+}
+
+/// The result of one client call, as an adapter's future yields it.
+pub type Res<T> = Result<T, Error>;
+
+/// One client implementation, seen by the suite. The client methods mirror DESIGN.md's public
+/// API; a blocking adapter returns `std::future::ready(client.method(..))`.
+pub trait Adapter: Sized + 'static {
+    /// The adapter's `Client`.
+    type Client: Clone + Send + Sync + 'static;
+    /// A name for messages, e.g. `"memcache-tokio (current-thread)"`.
+    const NAME: &'static str;
+
+    /// Runs a whole test to completion (blocking: [`block_on_simple`]; tokio: a runtime;
+    /// async-std: `task::block_on`).
+    fn block_on<F: Future>(f: F) -> F::Output;
+    /// Runs `f` concurrently (blocking: a thread, see [`spawn_thread`]; tokio: `tokio::spawn`;
+    /// async-std: `task::spawn`). The returned future yields its output; panics propagate.
+    fn spawn<F>(f: F) -> Pin<Box<dyn Future<Output = F::Output> + Send>>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static;
+    /// Runs `f` with a deadline; `None` if it did not finish in time, in which case `f` is
+    /// dropped right there (this is how cancellation is tested). A blocking adapter runs `f` to
+    /// completion and returns `Some`.
+    fn timeout<F: Future + Send>(d: Duration, f: F) -> impl Future<Output = Option<F::Output>> + Send;
+
+    /// Builds a client with `Client::builder()`.
+    fn connect(cfg: ClientConfig) -> Res<Self::Client>;
+
+    /// `Client::get`.
+    fn get(c: &Self::Client, key: &str) -> impl Future<Output = Res<Item>> + Send;
+    /// `Client::get_multi`.
+    fn get_multi(c: &Self::Client, keys: &[&str]) -> impl Future<Output = Res<HashMap<String, Item>>> + Send;
+    /// `Client::get_multi_partial`.
+    fn get_multi_partial(
+        c: &Self::Client,
+        keys: &[&str],
+    ) -> impl Future<Output = Res<MultiOutcome<HashMap<String, Item>>>> + Send;
+    /// `Client::set`.
+    fn set(c: &Self::Client, item: &Item) -> impl Future<Output = Res<()>> + Send;
+    /// `Client::add`.
+    fn add(c: &Self::Client, item: &Item) -> impl Future<Output = Res<()>> + Send;
+    /// `Client::replace`.
+    fn replace(c: &Self::Client, item: &Item) -> impl Future<Output = Res<()>> + Send;
+    /// `Client::append`.
+    fn append(c: &Self::Client, item: &Item) -> impl Future<Output = Res<()>> + Send;
+    /// `Client::prepend`.
+    fn prepend(c: &Self::Client, item: &Item) -> impl Future<Output = Res<()>> + Send;
+    /// `Client::compare_and_swap`.
+    fn compare_and_swap(c: &Self::Client, item: &Item) -> impl Future<Output = Res<()>> + Send;
+    /// `Client::delete`.
+    fn delete(c: &Self::Client, key: &str) -> impl Future<Output = Res<()>> + Send;
+    /// `Client::delete_lock`.
+    fn delete_lock(c: &Self::Client, key: &str, seconds: u32) -> impl Future<Output = Res<()>> + Send;
+    /// `Client::increment`.
+    fn increment(c: &Self::Client, key: &str, delta: u64) -> impl Future<Output = Res<u64>> + Send;
+    /// `Client::decrement`.
+    fn decrement(c: &Self::Client, key: &str, delta: u64) -> impl Future<Output = Res<u64>> + Send;
+    /// `Client::touch`.
+    fn touch(c: &Self::Client, key: &str, seconds: i32) -> impl Future<Output = Res<()>> + Send;
+    /// `Client::get_and_touch`.
+    fn get_and_touch(c: &Self::Client, key: &str, seconds: i32) -> impl Future<Output = Res<Item>> + Send;
+    /// `Client::flush_all`.
+    fn flush_all(c: &Self::Client) -> impl Future<Output = Res<()>> + Send;
+    /// `Client::ping`.
+    fn ping(c: &Self::Client) -> impl Future<Output = Res<()>> + Send;
+    /// `Client::stats`.
+    fn stats(c: &Self::Client) -> impl Future<Output = Res<HashMap<String, HashMap<String, String>>>> + Send;
+    /// `Client::close`.
+    fn close(c: &Self::Client) -> impl Future<Output = ()> + Send;
+}
+
+/// Expands to one `#[test]` per conformance test for the adapter type `$a`.
+///
+/// Put each instantiation in its own module if a crate instantiates the suite more than once
+/// (e.g. for two runtimes).
+#[macro_export]
+macro_rules! conformance_suite {
+    ($a:ty) => {
+        $crate::conformance_suite!(@tests $a;
+            // basic
+            get_hit_miss_and_cas,
+            get_multi_skips_missing_keys,
+            store_verbs_and_not_stored,
+            compare_and_swap_semantics,
+            delete_and_delete_lock,
+            increment_and_decrement,
+            incr_on_non_number_keeps_connection,
+            touch_and_get_and_touch,
+            flags_and_expiration,
+            // keys and values
+            empty_and_binary_values,
+            longest_and_non_ascii_keys,
+            large_value_round_trip,
+            oversized_value_refused_then_client_works,
+            malformed_keys_never_reach_the_wire,
+            unix_socket_server,
+            // several servers
+            get_multi_across_three_servers_uses_gomemcache_hashing,
+            flush_all_reaches_every_server,
+            ping_reaches_every_server,
+            stats_keyed_by_server,
+            close_releases_connections,
+            get_multi_asks_servers_concurrently,
+            get_multi_partial_keeps_healthy_results,
+            // faults
+            stalled_server_times_out,
+            stalled_server_does_not_block_others,
+            broken_connections_are_reported_and_never_reused,
+            recovers_after_proxy_faults,
+            recovers_after_server_restart,
+            dribbled_replies_are_correct,
+            late_reply_never_reaches_a_later_call,
+            // concurrency
+            sixteen_workers_share_one_client,
+            bounded_connections_under_64_workers,
+            cancelled_calls_never_cross_answers,
+        );
+    };
+    (@tests $a:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::conformance::run::<$a, _>(stringify!($name), $crate::conformance::$name::<$a>);
+            }
+        )*
+    };
+}
+
+/// Runs one test: `make()`'s future on [`Adapter::block_on`], on its own thread, failing the test
+/// (instead of hanging the run) if it takes longer than [`TEST_DEADLINE`].
+pub fn run<A: Adapter, F: Future<Output = ()> + 'static>(name: &str, make: fn() -> F) {
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let handle = thread::Builder::new()
+        .name(format!("conformance-{name}"))
+        .spawn(move || {
+            A::block_on(make());
+            let _ = done_tx.send(());
+        })
+        .expect("spawn the test thread");
+    match done_rx.recv_timeout(TEST_DEADLINE) {
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{} / {name}: did not finish within {TEST_DEADLINE:?} (hung?)", A::NAME)
+        }
+        // Finished, or panicked (the sender was dropped): join and pass the panic on.
+        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+            if let Err(panic) = handle.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    }
+}
+
+struct ThreadWaker(thread::Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// A trivial executor: polls `f` on this thread, parking between wake-ups. Enough for a blocking
+/// adapter, whose futures are all ready at once.
+pub fn block_on_simple<F: Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(out) = f.as_mut().poll(&mut cx) {
+            return out;
+        }
+        thread::park();
+    }
+}
+
+/// [`Adapter::spawn`] for a blocking adapter: runs `f` on a new thread with [`block_on_simple`].
+/// The returned future joins the thread when polled (blocking the poller, which is what a
+/// blocking adapter wants) and re-raises its panic.
+pub fn spawn_thread<F>(f: F) -> Pin<Box<dyn Future<Output = F::Output> + Send>>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handle = thread::Builder::new()
+        .name("conformance-worker".into())
+        .spawn(move || block_on_simple(f))
+        .expect("spawn a worker thread");
+    Box::pin(async move {
+        match handle.join() {
+            Ok(out) => out,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
+/// Builds a client, panicking with the adapter's error if that fails.
+pub(crate) fn client<A: Adapter>(cfg: ClientConfig) -> A::Client {
+    let shown = format!("{cfg:?}");
+    expect_ok!(A::connect(cfg), "{}: building a client with {shown}", A::NAME)
+}
+
+/// Measures how long the call `f` makes takes. A closure, not a future: a blocking adapter does
+/// its work when the future is created.
+pub(crate) async fn timed<T, F: Future<Output = T>>(f: impl FnOnce() -> F) -> (T, Duration) {
+    let start = Instant::now();
+    let out = f().await;
+    (out, start.elapsed())
+}
+
+/// Shortens a value for a panic message.
+pub(crate) fn show(bytes: &[u8]) -> String {
+    if bytes.len() <= 80 {
+        format!("{:?}", String::from_utf8_lossy(bytes))
+    } else {
+        format!("{} bytes starting {:?}", bytes.len(), String::from_utf8_lossy(&bytes[..48]))
+    }
+}
+
+/// Checks that `got` is the item `key` = `value` with `flags`.
+#[track_caller]
+pub(crate) fn check_item(got: &Item, key: &str, value: &[u8], flags: u32, ctx: impl Debug) {
+    assert_eq!(got.key, key, "{ctx:?}: item key");
+    assert!(
+        &got.value[..] == value,
+        "{ctx:?}: value of {key:?}: expected {}, got {}",
+        show(value),
+        show(&got.value)
+    );
+    assert_eq!(got.flags, flags, "{ctx:?}: flags of {key:?}");
+}
