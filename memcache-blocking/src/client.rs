@@ -9,7 +9,7 @@ use memcache_proto::command::StoreVerb;
 use memcache_proto::config::{Builder, Config, FromConfig};
 use memcache_proto::multi::{self, MultiOutcome};
 use memcache_proto::op::{Admin, AdminReply, Get, KeyedOp, Mutate, Op, Store};
-use memcache_proto::{Error, Item, ServerAddr, ServerSelector};
+use memcache_proto::{Command, Error, Item, Response, ServerAddr, ServerSelector};
 
 use crate::conn::Conn;
 
@@ -182,11 +182,24 @@ impl Client {
 
     fn keyed<O: KeyedOp>(&self, op: O) -> Result<O::Output, Error> {
         let server = self.inner.config.selector.pick_server(op.key().as_bytes())?;
-        let mut conn = self.checkout(&server)?;
-        let deadline = Instant::now() + self.inner.config.timeout;
-        let result = conn.send(op.command()).and_then(|()| conn.receive(deadline));
-        self.checkin(&server, conn, result.as_ref().err());
-        op.finish(result?)
+        let response = self.request(&server, op.command());
+        op.finish(response?)
+    }
+
+    /// One request and its reply, under the call's deadline. A pooled connection found stale
+    /// is replaced once (see [`Error::is_stale_connection`]).
+    fn request(&self, server: &ServerAddr, command: &Command) -> Result<Response, Error> {
+        let mut retried = false;
+        loop {
+            let (mut conn, reused) = self.checkout(server)?;
+            let deadline = Instant::now() + self.inner.config.timeout;
+            let result = conn.send(command).and_then(|()| conn.receive(deadline));
+            self.checkin(server, conn, result.as_ref().err());
+            match result {
+                Err(e) if reused && !retried && e.is_stale_connection() => retried = true,
+                result => return result,
+            }
+        }
     }
 
     /// Sends every op to its server, then reads every reply: all servers work concurrently.
@@ -195,16 +208,21 @@ impl Client {
         let sent: Vec<_> = plan
             .into_iter()
             .map(|(server, op)| {
-                let conn = self.checkout(&server).and_then(|mut c| c.send(op.command()).map(|()| c));
+                let conn = self
+                    .checkout(&server)
+                    .and_then(|(mut c, reused)| c.send(op.command()).map(|()| (c, reused)));
                 (server, op, conn)
             })
             .collect();
         sent.into_iter()
             .map(|(server, op, conn)| {
-                let result = conn.and_then(|mut conn| {
+                let result = conn.and_then(|(mut conn, reused)| {
                     let reply = conn.receive(deadline);
                     self.checkin(&server, conn, reply.as_ref().err());
-                    reply
+                    match reply {
+                        Err(e) if reused && e.is_stale_connection() => self.request(&server, op.command()),
+                        reply => reply,
+                    }
                 });
                 let result = result.and_then(|r| op.finish(r));
                 (server, result)
@@ -221,14 +239,16 @@ impl Client {
         self.fan_out(plan).into_iter().map(|(_, r)| r).collect()
     }
 
-    fn checkout(&self, server: &ServerAddr) -> Result<Conn, Error> {
+    /// An idle connection to `server` (`true`: reused from the pool) or a new one.
+    fn checkout(&self, server: &ServerAddr) -> Result<(Conn, bool), Error> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
         let config = &self.inner.config;
-        match self.lock_idle().get_mut(server).and_then(Vec::pop) {
-            Some(mut conn) => conn.reset_timeout(config.timeout).map(|()| conn),
-            None => Conn::connect(server, config.connect_timeout, config.limits),
+        let idle = self.lock_idle().get_mut(server).and_then(Vec::pop);
+        match idle {
+            Some(mut conn) => conn.reset_timeout(config.timeout).map(|()| (conn, true)),
+            None => Conn::connect(server, config.connect_timeout, config.limits).map(|c| (c, false)),
         }
     }
 

@@ -240,14 +240,28 @@ impl<R: Runtime> Client<R> {
 
     async fn keyed<O: KeyedOp>(&self, op: O) -> Result<O::Output, Error> {
         let server = self.inner.config.selector.pick_server(op.key().as_bytes())?;
-        let (ticket, lease) = self.submit(&server, op.command()).await?;
-        let pipe = ticket.pipe().clone();
-        let result = match R::timeout(self.inner.config.timeout, ticket).await {
-            Some(result) => result,
-            None => Err(timed_out(&pipe)),
-        };
-        drop(lease);
-        op.finish(result?)
+        let response = self.request(&server, op.command()).await;
+        op.finish(response?)
+    }
+
+    /// One request and its reply, under the call's deadline. A pooled connection found stale
+    /// is replaced once (see [`Error::is_stale_connection`]).
+    async fn request(&self, server: &ServerAddr, command: &crate::Command) -> Result<crate::Response, Error> {
+        let mut retried = false;
+        loop {
+            let (ticket, lease) = self.submit(server, command).await?;
+            let reused = lease.reused();
+            let pipe = ticket.pipe().clone();
+            let result = match R::timeout(self.inner.config.timeout, ticket).await {
+                Some(result) => result,
+                None => Err(timed_out(&pipe)),
+            };
+            drop(lease);
+            match result {
+                Err(e) if reused && !retried && e.is_stale_connection() => retried = true,
+                result => return result,
+            }
+        }
     }
 
     /// Submits every op to its server, then awaits every reply: the servers work at once,
@@ -271,17 +285,19 @@ impl<R: Runtime> Client<R> {
             }
         };
         let _ = R::timeout(self.inner.config.timeout, wait_all).await;
-        sent.into_iter()
-            .zip(replies)
-            .map(|(s, reply)| {
-                let reply = match (reply, &s.ticket) {
-                    (Some(r), _) => r,
-                    (None, Ok((ticket, _))) => Err(timed_out(ticket.pipe())),
-                    (None, Err(e)) => Err(e.clone()),
-                };
-                (s.server, reply.and_then(|r| s.op.finish(r)))
-            })
-            .collect()
+        let mut results = Vec::with_capacity(sent.len());
+        for (s, reply) in sent.into_iter().zip(replies) {
+            let reply = match (reply, &s.ticket) {
+                (Some(Err(e)), Ok((_, lease))) if lease.reused() && e.is_stale_connection() => {
+                    self.request(&s.server, s.op.command()).await
+                }
+                (Some(r), _) => r,
+                (None, Ok((ticket, _))) => Err(timed_out(ticket.pipe())),
+                (None, Err(e)) => Err(e.clone()),
+            };
+            results.push((s.server, reply.and_then(|r| s.op.finish(r))));
+        }
+        results
     }
 
     async fn every_server<O: Op + Send>(&self, make: fn() -> O) -> Result<Vec<O::Output>, Error> {

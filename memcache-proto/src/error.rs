@@ -82,6 +82,14 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         matches!(self, Error::Timeout | Error::Io(_))
     }
+
+    /// Whether this error, met on a connection taken from the pool, means the connection had
+    /// gone stale while idle (the server restarted, or a proxy or idle timeout closed it): a
+    /// socket error, not a timeout. The clients then retry the call once on a fresh
+    /// connection, so a server that went away and came back costs the caller nothing.
+    pub fn is_stale_connection(&self) -> bool {
+        matches!(self, Error::Io(_))
+    }
 }
 
 impl From<io::Error> for Error {

@@ -31,6 +31,21 @@ pub trait Transport: Send + Unpin + 'static {
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 }
 
+/// The transport of a dead pipe.
+struct Closed;
+
+impl Transport for Closed {
+    fn poll_read(&mut self, _: &mut Context<'_>, _: &mut BytesMut) -> Poll<io::Result<usize>> {
+        Poll::Ready(Err(io::ErrorKind::NotConnected.into()))
+    }
+    fn poll_write(&mut self, _: &mut Context<'_>, _: &[u8]) -> Poll<io::Result<usize>> {
+        Poll::Ready(Err(io::ErrorKind::NotConnected.into()))
+    }
+    fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
 /// One pipelined connection, shared by its [`Driver`] and every caller's [`Ticket`].
 #[derive(Debug)]
 pub struct Pipe {
@@ -137,6 +152,10 @@ impl PipeState {
             }
         }
         self.dead = Some(error);
+        // Close the socket now, not when the driver next runs: the server sees the
+        // connection go even if the runtime is busy (or blocked) elsewhere.
+        self.io = Box::new(Closed);
+        self.unsent.clear();
         if let Some(w) = self.driver.take() {
             w.wake();
         }

@@ -21,7 +21,7 @@ pub struct ServerPool {
 #[derive(Debug, Default)]
 struct PoolState {
     pipes: Vec<Arc<Pipe>>,
-    /// Connections being opened by callers holding [`Lease::Open`].
+    /// Connections being opened by callers admitted with [`Route::Open`].
     connecting: usize,
     /// Requests admitted and not yet finished.
     admitted: usize,
@@ -140,7 +140,7 @@ impl Future for Admit {
                 }
                 // Let the next waiter try too: admission may have room for several.
                 state.wake_front();
-                return Poll::Ready(Ok(Lease { pool: pool.clone(), route: Some(route) }));
+                return Poll::Ready(Ok(Lease { pool: pool.clone(), route: Some(route), fresh: false }));
             }
         }
         match self.ticket {
@@ -175,12 +175,19 @@ impl Drop for Admit {
 pub struct Lease {
     pool: Arc<ServerPool>,
     route: Option<Route>,
+    fresh: bool,
 }
 
 impl Lease {
     /// Where to send the request.
     pub fn route(&self) -> Option<&Route> {
         self.route.as_ref()
+    }
+
+    /// Whether the request rides on a connection that was already open (and so may have gone
+    /// stale while idle), rather than one opened for it.
+    pub fn reused(&self) -> bool {
+        !self.fresh
     }
 
     /// Adds the connection this lease was admitted to open ([`Route::Open`]) to the pool.
@@ -196,6 +203,7 @@ impl Lease {
             state.pipes.push(pipe.clone());
         }
         self.route = Some(Route::Use(pipe));
+        self.fresh = true;
         state.wake_front();
     }
 }
