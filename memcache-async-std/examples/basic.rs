@@ -1,41 +1,26 @@
-//! Connect, set, get, multi-get and a compare-and-swap loop on async-std.
+//! The client over a stream you connect yourself (here async-std's; any futures-io stream
+//! works, TLS included), then the usual calls.
 //!
 //! Run against a local memcached: `cargo run -p memcache-async-std --example basic -- 127.0.0.1:11211`
 
-use memcache_async_std::{Client, Error, Item};
+use memcache_async_std::{Error, Item, from_stream};
 
 #[async_std::main]
 async fn main() -> Result<(), Error> {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:11211".to_owned());
-    let client = Client::new([addr.as_str()])?;
-    client.ping().await?;
+    let stream = async_std::net::TcpStream::connect(&addr).await?;
+    let client = from_stream(stream)?;
 
-    client.set(&Item::new("demo:greeting", "hello from async-std").with_expiration(300)).await?;
-    let item = client.get("demo:greeting").await?;
-    println!("get demo:greeting -> {:?}", String::from_utf8_lossy(&item.value));
+    client.set(&Item::new("demo:async-std", "over a stream I connected").with_flags(1)).await?;
+    let item = client.get("demo:async-std").await?;
+    println!("get -> {:?} (cas {:?})", String::from_utf8_lossy(&item.value), item.cas);
 
-    for i in 0..3 {
-        client.set(&Item::new(format!("demo:k{i}"), format!("value {i}"))).await?;
+    let counter = client.increment("demo:async-std-hits", 1).await;
+    println!("incr of a missing counter -> {counter:?}");
+
+    match client.delete("demo:async-std-absent").await {
+        Err(Error::CacheMiss) => println!("delete of an absent key -> cache miss"),
+        other => println!("delete -> {other:?}"),
     }
-    let found = client.get_multi(&["demo:k0", "demo:k1", "demo:k2", "demo:absent"]).await?;
-    println!("get_multi -> {} of 4 keys", found.len());
-
-    client.set(&Item::new("demo:counter", "0")).await?;
-    for _ in 0..5 {
-        loop {
-            let mut item = client.get("demo:counter").await?;
-            let n: u64 = String::from_utf8_lossy(&item.value).parse().unwrap_or(0);
-            item.value = (n + 1).to_string().into();
-            match client.compare_and_swap(&item).await {
-                Ok(()) => break,
-                Err(Error::CasConflict) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-    }
-    println!(
-        "cas loop -> demo:counter = {}",
-        String::from_utf8_lossy(&client.get("demo:counter").await?.value)
-    );
     Ok(())
 }
