@@ -158,12 +158,13 @@ pub async fn stats_keyed_by_server<A: Adapter>() {
 
 /// `curr_connections` once the launcher's own probe connections are seen closed: memcached 1.6
 /// counts the asking connection itself, so an otherwise idle server reports 1.
-fn settled_connections(m: &Memcached) -> u64 {
+async fn settled_connections(m: &Memcached) -> u64 {
     let mut low = u64::MAX;
     eventually(Duration::from_secs(5), || {
         low = low.min(m.stat_u64("curr_connections"));
         low <= 1
-    });
+    })
+    .await;
     low
 }
 
@@ -171,7 +172,7 @@ fn settled_connections(m: &Memcached) -> u64 {
 /// clone, fail with `Closed`.
 pub async fn close_releases_connections<A: Adapter>() {
     let m = Memcached::start();
-    let base = settled_connections(&m);
+    let base = settled_connections(&m).await;
     let c = client::<A>(ClientConfig::new([m.addr()]));
     let clone = c.clone();
     for i in 0..10 {
@@ -182,7 +183,7 @@ pub async fn close_releases_connections<A: Adapter>() {
     assert!(open > base, "the client holds a connection while idle ({open} vs {base} before)");
 
     A::close(&c).await;
-    let released = eventually(Duration::from_secs(5), || m.stat_u64("curr_connections") <= base);
+    let released = eventually(Duration::from_secs(5), || m.stat_u64("curr_connections") <= base).await;
     let left = m.stat_u64("curr_connections").saturating_sub(base);
     assert!(released, "close() left {left} connection(s) open");
     expect_err!(A::get(&c, "k0").await, Error::Closed, "get after close");
@@ -227,7 +228,7 @@ pub async fn get_multi_asks_servers_concurrently<A: Adapter>() {
 /// not the healthy results.
 pub async fn get_multi_partial_keeps_healthy_results<A: Adapter>() {
     let m = Memcached::start();
-    let timeout = Duration::from_millis(300);
+    let timeout = Duration::from_millis(500);
     for fault in [Fault::CloseImmediately, Fault::Stall] {
         let bad = FaultServer::start(fault);
         let addrs = vec![m.addr(), bad.addr()];

@@ -1,6 +1,7 @@
 //! Small helpers of the suite: a deterministic PRNG, direct server checks, dead addresses.
 
 use std::net::TcpListener;
+use std::task::Poll;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -88,8 +89,9 @@ pub(crate) fn closed_port_addr() -> String {
 
 /// Polls `cond` (the state of another process, e.g. a server's connection count) until it holds
 /// or `timeout` passes; returns whether it held. Not a synchronisation between our own threads:
-/// there is no event to wait on for "the server noticed a close".
-pub(crate) fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+/// there is no event to wait on for "the server noticed a close". Yields to the executor between
+/// polls, so a client's background tasks (on a single-threaded runtime too) keep running.
+pub(crate) async fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
         if cond() {
@@ -98,8 +100,25 @@ pub(crate) fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> b
         if Instant::now() >= deadline {
             return false;
         }
-        thread::sleep(Duration::from_millis(2));
+        yield_now().await;
+        thread::sleep(Duration::from_millis(1));
+        yield_now().await;
     }
+}
+
+/// Lets the executor run other tasks once (works on any executor, including a trivial one).
+pub(crate) async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await
 }
 
 /// Stores `items` directly on `m` with one pipelined request, checking every `STORED`.
