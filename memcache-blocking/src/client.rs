@@ -12,11 +12,13 @@ use memcache_proto::op::{Admin, AdminReply, Get, KeyedOp, Mutate, Op, Store};
 use memcache_proto::{Command, Error, Item, Response, ServerAddr, ServerSelector};
 
 use crate::conn::Conn;
+use crate::pool::ServerPool;
 
 /// A memcached client over `std::net`. Cheap to clone (clones share the pools) and safe to
 /// share across threads.
 ///
-/// Each call takes an idle connection to the key's server (or opens one), writes the request,
+/// Each call takes an idle connection to the key's server (or opens one while fewer than
+/// `max_idle_conns` are open, or waits for one within its timeout), writes the request,
 /// reads the reply within the timeout, and gives the connection back only if the exchange
 /// left it in sync (see [`Error::is_connection_broken`]).
 #[derive(Clone, Debug)]
@@ -27,7 +29,7 @@ pub struct Client {
 #[derive(Debug)]
 struct Inner {
     config: Config,
-    idle: Mutex<HashMap<ServerAddr, Vec<Conn>>>,
+    pools: Mutex<HashMap<ServerAddr, Arc<ServerPool>>>,
     closed: AtomicBool,
 }
 
@@ -39,7 +41,7 @@ impl std::fmt::Debug for Conn {
 
 impl FromConfig for Client {
     fn from_config(config: Config) -> Result<Self, Error> {
-        let inner = Inner { config, idle: Mutex::new(HashMap::new()), closed: AtomicBool::new(false) };
+        let inner = Inner { config, pools: Mutex::new(HashMap::new()), closed: AtomicBool::new(false) };
         Ok(Client { inner: Arc::new(inner) })
     }
 }
@@ -177,7 +179,8 @@ impl Client {
     /// Closes every idle connection; later calls fail with [`Error::Closed`].
     pub fn close(&self) {
         self.inner.closed.store(true, Ordering::Release);
-        self.lock_idle().clear();
+        let pools = std::mem::take(&mut *self.lock_pools());
+        pools.values().for_each(|p| p.close());
     }
 
     fn keyed<O: KeyedOp>(&self, op: O) -> Result<O::Output, Error> {
@@ -191,10 +194,10 @@ impl Client {
     fn request(&self, server: &ServerAddr, command: &Command) -> Result<Response, Error> {
         let mut retried = false;
         loop {
-            let (mut conn, reused) = self.checkout(server)?;
             let deadline = Instant::now() + self.inner.config.timeout;
+            let (mut conn, reused, pool) = self.checkout(server, deadline)?;
             let result = conn.send(command).and_then(|()| conn.receive(deadline));
-            self.checkin(server, conn, result.as_ref().err());
+            Self::checkin(&pool, conn, result.as_ref().err());
             match result {
                 Err(e) if reused && !retried && e.is_stale_connection() => retried = true,
                 result => return result,
@@ -203,29 +206,37 @@ impl Client {
     }
 
     /// Sends every op to its server, then reads every reply: all servers work concurrently.
-    fn fan_out<O: Op>(&self, plan: Vec<(ServerAddr, O)>) -> Vec<(ServerAddr, Result<O::Output, Error>)> {
+    fn fan_out<O: Op>(&self, mut plan: Vec<(ServerAddr, O)>) -> Vec<(ServerAddr, Result<O::Output, Error>)> {
         let deadline = Instant::now() + self.inner.config.timeout;
+        // One order for taking connections to several servers, so two calls can't each hold
+        // one server's last connection while waiting for the other's.
+        plan.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
         let sent: Vec<_> = plan
             .into_iter()
             .map(|(server, op)| {
-                let conn = self
-                    .checkout(&server)
-                    .and_then(|(mut c, reused)| c.send(op.command()).map(|()| (c, reused)));
+                let conn = self.checkout(&server, deadline).and_then(|(mut conn, reused, pool)| {
+                    match conn.send(op.command()) {
+                        Ok(()) => Ok((conn, reused, pool)),
+                        Err(e) => {
+                            Self::checkin(&pool, conn, Some(&e));
+                            Err(e)
+                        }
+                    }
+                });
                 (server, op, conn)
             })
             .collect();
         sent.into_iter()
             .map(|(server, op, conn)| {
-                let result = conn.and_then(|(mut conn, reused)| {
+                let result = conn.and_then(|(mut conn, reused, pool)| {
                     let reply = conn.receive(deadline);
-                    self.checkin(&server, conn, reply.as_ref().err());
+                    Self::checkin(&pool, conn, reply.as_ref().err());
                     match reply {
                         Err(e) if reused && e.is_stale_connection() => self.request(&server, op.command()),
                         reply => reply,
                     }
                 });
-                let result = result.and_then(|r| op.finish(r));
-                (server, result)
+                (server, result.and_then(|r| op.finish(r)))
             })
             .collect()
     }
@@ -239,33 +250,28 @@ impl Client {
         self.fan_out(plan).into_iter().map(|(_, r)| r).collect()
     }
 
-    /// An idle connection to `server` (`true`: reused from the pool) or a new one.
-    fn checkout(&self, server: &ServerAddr) -> Result<(Conn, bool), Error> {
+    /// A connection to `server` (`true`: reused from the pool) and the pool it goes back to.
+    fn checkout(
+        &self,
+        server: &ServerAddr,
+        deadline: Instant,
+    ) -> Result<(Conn, bool, Arc<ServerPool>), Error> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        let config = &self.inner.config;
-        let idle = self.lock_idle().get_mut(server).and_then(Vec::pop);
-        match idle {
-            Some(mut conn) => conn.reset_timeout(config.timeout).map(|()| (conn, true)),
-            None => Conn::connect(server, config.connect_timeout, config.limits).map(|c| (c, false)),
-        }
+        let pool =
+            self.lock_pools().entry(server.clone()).or_insert_with(|| Arc::new(ServerPool::new())).clone();
+        let (conn, reused) = pool.checkout(server, &self.inner.config, deadline)?;
+        Ok((conn, reused, pool))
     }
 
-    /// Returns `conn` to the pool unless `error` (or its state) says it is out of sync.
-    fn checkin(&self, server: &ServerAddr, conn: Conn, error: Option<&Error>) {
-        let broken = error.is_some_and(Error::is_connection_broken) || !conn.reusable();
-        if broken || self.inner.closed.load(Ordering::Acquire) {
-            return;
-        }
-        let mut idle = self.lock_idle();
-        let list = idle.entry(server.clone()).or_default();
-        if list.len() < self.inner.config.max_idle_conns {
-            list.push(conn);
-        }
+    /// Returns `conn` to its pool unless `error` (or its state) says it is out of sync.
+    fn checkin(pool: &ServerPool, conn: Conn, error: Option<&Error>) {
+        let reusable = !error.is_some_and(Error::is_connection_broken) && conn.reusable();
+        pool.checkin(conn, reusable);
     }
 
-    fn lock_idle(&self) -> std::sync::MutexGuard<'_, HashMap<ServerAddr, Vec<Conn>>> {
-        self.inner.idle.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock_pools(&self) -> std::sync::MutexGuard<'_, HashMap<ServerAddr, Arc<ServerPool>>> {
+        self.inner.pools.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

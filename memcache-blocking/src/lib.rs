@@ -14,7 +14,8 @@
 //! ```
 //!
 //! All protocol knowledge lives in [`memcache_proto`]; this crate opens sockets, pools them
-//! per server (up to `max_idle_conns` idle ones), and applies the per-call timeout (default
+//! per server (at most `max_idle_conns` open per server, default 2; a call that finds them
+//! all busy waits for one within its timeout), and applies the per-call timeout (default
 //! 100 ms) as a deadline over the whole exchange. A connection that saw a timeout, an IO
 //! error or a protocol error is closed, never reused, so a late reply can't reach a later
 //! call. TCP and Unix-socket servers are supported (an address containing `/` is a socket).
@@ -23,6 +24,7 @@
 
 mod client;
 mod conn;
+mod pool;
 
 pub use client::Client;
 pub use memcache_proto::config::Builder;

@@ -23,8 +23,9 @@ pub struct Config {
     pub timeout: Duration,
     /// Deadline for establishing a connection; defaults to `timeout`.
     pub connect_timeout: Duration,
-    /// Connections kept per server: idle ones for the blocking client; for the async clients,
-    /// the most connections opened per server, each carrying many pipelined requests.
+    /// The most connections open to one server at once (gomemcache's `MaxIdleConns`, made a
+    /// hard bound). The blocking client keeps them for reuse and makes a caller wait (within
+    /// its timeout) when all are busy; the async clients pipeline many requests on each.
     pub max_idle_conns: usize,
     /// Most requests in flight on one pipelined connection (async clients).
     pub max_in_flight: usize,
@@ -107,7 +108,8 @@ impl<C: FromConfig> Builder<C> {
         self
     }
 
-    /// Connections kept per server (default 2; at least 1).
+    /// The most connections open per server (default 2; at least 1); see
+    /// [`Config::max_idle_conns`].
     pub fn max_idle_conns(mut self, n: usize) -> Self {
         self.max_idle_conns = n.max(1);
         self
