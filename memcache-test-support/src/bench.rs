@@ -184,10 +184,10 @@ async fn w2<A: Adapter>(c: &A::Client) -> Result<Report, String> {
         if got.len() != 100 {
             return Err(format!("round {r}: {} of 100 keys", got.len()));
         }
-        for k in 0..100 {
+        for (k, key) in keys.iter().enumerate() {
             let i = (r * 7919 + k) % 10_000;
-            if got.get(&keys[k]).map(|it| &it.value[..]) != Some(&values[i][..]) {
-                return Err(format!("round {r}: wrong value for {}", keys[k]));
+            if got.get(key).map(|it| &it.value[..]) != Some(&values[i][..]) {
+                return Err(format!("round {r}: wrong value for {key}"));
             }
         }
         progress.tick(lat.len() * 100);
