@@ -31,6 +31,9 @@ pub trait Transport: Send + Unpin + 'static {
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 }
 
+/// Requests gathered into one write at most while earlier ones await replies.
+const BATCH: usize = 128;
+
 /// The transport of a dead pipe.
 struct Closed;
 
@@ -62,6 +65,8 @@ struct PipeState {
     unsent: Bytes,
     /// Whether the driver already let other tasks run once since requests became pending.
     deferred: bool,
+    /// Requests submitted since the last write: not yet on the wire.
+    queued: usize,
 }
 
 impl std::fmt::Debug for PipeState {
@@ -90,6 +95,7 @@ impl Pipe {
             io: Box::new(io),
             unsent: Bytes::new(),
             deferred: false,
+            queued: 0,
         };
         let pipe = Arc::new(Pipe { state: Mutex::new(state) });
         (pipe.clone(), Driver { pipe })
@@ -107,6 +113,7 @@ impl Pipe {
         }
         let id = state.conn.send(command).0;
         state.slots.insert(id, Slot::Waiting(None));
+        state.queued += 1;
         if state.conn.in_flight() == 1 && state.unsent.is_empty() {
             // An idle connection: write from the caller, saving a hop through the driver.
             // With a no-op waker, a socket that would block is left to the driver (woken below).
@@ -165,6 +172,15 @@ impl PipeState {
         !self.unsent.is_empty() || self.conn.wants_transmit()
     }
 
+    /// Whether the next batch should go out now. While an earlier batch awaits its replies,
+    /// new requests gather (up to [`BATCH`]) and leave when those replies arrive: each write
+    /// then carries every request that became ready meanwhile, so under load a connection
+    /// makes a few large writes instead of many small ones, and an idle one writes at once.
+    fn batch_ready(&self) -> bool {
+        let answered_all_written = self.conn.in_flight() <= self.queued;
+        answered_all_written || self.queued >= BATCH || !self.unsent.is_empty()
+    }
+
     /// Writes queued bytes until the socket would block.
     fn write(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
         let mut wrote = false;
@@ -175,6 +191,7 @@ impl PipeState {
                     None => break,
                 }
             }
+            self.queued = 0;
             match self.io.poll_write(cx, &self.unsent) {
                 Poll::Ready(Ok(0)) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
                 Poll::Ready(Ok(n)) => {
@@ -289,16 +306,21 @@ impl Future for Driver {
         if !state.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             state.driver = Some(cx.waker().clone());
         }
-        // Coalescing: when requests are waiting to be written, yield once first (a self-wake
-        // puts the driver at the back of the run queue), so every caller that is ready to
-        // submit does so and one write carries them all.
-        let pending = state.wants_write();
+        // Replies first: they may complete the batch in flight and so release the next one.
+        if let Err(e) = state.read(cx) {
+            state.fail(e);
+            return Poll::Ready(());
+        }
+        // Coalescing: when a batch is ready, yield once before writing it (a self-wake puts
+        // the driver at the back of the run queue), so every caller that is ready to submit,
+        // those just handed their replies included, joins the same write.
+        let pending = state.wants_write() && state.batch_ready();
         let write_now = pending && state.deferred;
         state.deferred = pending && !write_now;
         if state.deferred {
             cx.waker().wake_by_ref();
         }
-        let step = if write_now { state.write(cx) } else { Ok(()) }.and_then(|()| state.read(cx));
+        let step = if write_now { state.write(cx) } else { Ok(()) };
         match step {
             Ok(()) => Poll::Pending,
             Err(e) => {

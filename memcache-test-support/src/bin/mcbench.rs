@@ -1,7 +1,7 @@
 //! mcbench: the BENCH.md workloads (W1-W4) for the three client crates.
 //!
 //! ```text
-//! mcbench --adapter blocking|tokio|async-std|all --addr 127.0.0.1:PORT --workload W1|W2|W3|W4
+//! mcbench --adapter blocking|tokio|tokio-ct|async-std|all --addr 127.0.0.1:PORT --workload W1|W2|W3|W4
 //!         [--seconds 3] [--workers 32] [--conns 2]
 //! ```
 //! Prints one JSON line per run on stdout (`--adapter all`: one per adapter, then a table on
@@ -11,7 +11,7 @@
 
 use std::process::ExitCode;
 
-use memcache_test_support::adapters::{AsyncStd, Blocking, Tokio};
+use memcache_test_support::adapters::{AsyncStd, Blocking, Tokio, TokioCt};
 use memcache_test_support::bench::{self, Options, Report, Workload};
 
 fn main() -> ExitCode {
@@ -53,8 +53,11 @@ fn run() -> Result<(), String> {
         let report = match *a {
             "blocking" => bench::run::<Blocking>(workload, &addr, &opts),
             "tokio" => bench::run::<Tokio>(workload, &addr, &opts),
+            "tokio-ct" => bench::run::<TokioCt>(workload, &addr, &opts),
             "async-std" => bench::run::<AsyncStd>(workload, &addr, &opts),
-            other => return Err(format!("unknown adapter {other} (blocking, tokio, async-std, all)")),
+            other => {
+                return Err(format!("unknown adapter {other} (blocking, tokio, tokio-ct, async-std, all)"));
+            }
         }?;
         println!("{}", report.json());
         reports.push(report);
