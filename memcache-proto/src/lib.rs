@@ -60,6 +60,7 @@
 #![deny(missing_docs)]
 
 pub mod async_client;
+mod coalesce;
 pub mod command;
 pub mod config;
 mod connection;

@@ -10,7 +10,7 @@
 //! because of a timeout [`fail`](Pipe::fail)s the pipe instead: the server may be stalled, so
 //! the socket is closed and later calls get a fresh one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -19,7 +19,7 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use crate::{Command, Connection, Error, Limits, Response};
+use crate::{Command, Connection, Error, Key, Limits, ProtoError, Response, coalesce};
 
 /// A byte stream an async adapter drives a [`Pipe`] over.
 pub trait Transport: Send + Unpin + 'static {
@@ -57,7 +57,13 @@ pub struct Pipe {
 
 struct PipeState {
     conn: Connection,
+    /// Each caller's reply, by slot.
     slots: HashMap<u64, Slot>,
+    next_slot: u64,
+    /// Who gets each reply of `conn`, in request order.
+    targets: VecDeque<Target>,
+    /// Single-key gets waiting to leave as one merged `gets` with the next write.
+    gathered: Vec<(u64, Key)>,
     driver: Option<Waker>,
     dead: Option<Error>,
     io: Box<dyn Transport>,
@@ -65,8 +71,15 @@ struct PipeState {
     unsent: Bytes,
     /// Whether the driver already let other tasks run once since requests became pending.
     deferred: bool,
-    /// Requests submitted since the last write: not yet on the wire.
+    /// Requests handed to `conn` since the last write: not yet on the wire.
     queued: usize,
+}
+
+/// The caller(s) a reply of the connection belongs to.
+#[derive(Debug)]
+enum Target {
+    One(u64),
+    Merged(Vec<(u64, Key)>),
 }
 
 impl std::fmt::Debug for PipeState {
@@ -90,6 +103,9 @@ impl Pipe {
         let state = PipeState {
             conn: Connection::with_limits(limits),
             slots: HashMap::new(),
+            next_slot: 0,
+            targets: VecDeque::new(),
+            gathered: Vec::new(),
             driver: None,
             dead: None,
             io: Box::new(io),
@@ -111,10 +127,19 @@ impl Pipe {
         if let Some(e) = &state.dead {
             return Err(e.clone());
         }
-        let id = state.conn.send(command).0;
+        let idle = state.conn.in_flight() == 0 && state.gathered.is_empty() && state.unsent.is_empty();
+        let id = state.next_slot;
+        state.next_slot += 1;
         state.slots.insert(id, Slot::Waiting(None));
-        state.queued += 1;
-        if state.conn.in_flight() == 1 && state.unsent.is_empty() {
+        match coalesce::mergeable(command) {
+            Some(key) if !idle => state.gathered.push((id, key.clone())),
+            _ => {
+                state.conn.send(command);
+                state.targets.push_back(Target::One(id));
+                state.queued += 1;
+            }
+        }
+        if idle {
             // An idle connection: write from the caller, saving a hop through the driver.
             // With a no-op waker, a socket that would block is left to the driver (woken below).
             let mut cx = Context::from_waker(Waker::noop());
@@ -133,7 +158,8 @@ impl Pipe {
 
     /// Requests awaiting their reply.
     pub fn in_flight(&self) -> usize {
-        self.lock().conn.in_flight()
+        let state = self.lock();
+        state.conn.in_flight() + state.gathered.len()
     }
 
     /// Whether the pipe failed and must be replaced.
@@ -169,7 +195,7 @@ impl PipeState {
     }
 
     fn wants_write(&self) -> bool {
-        !self.unsent.is_empty() || self.conn.wants_transmit()
+        !self.unsent.is_empty() || self.conn.wants_transmit() || !self.gathered.is_empty()
     }
 
     /// Whether the next batch should go out now. While an earlier batch awaits its replies,
@@ -178,11 +204,30 @@ impl PipeState {
     /// makes a few large writes instead of many small ones, and an idle one writes at once.
     fn batch_ready(&self) -> bool {
         let answered_all_written = self.conn.in_flight() <= self.queued;
-        answered_all_written || self.queued >= BATCH || !self.unsent.is_empty()
+        answered_all_written || self.queued + self.gathered.len() >= BATCH || !self.unsent.is_empty()
+    }
+
+    /// Sends the gathered single-key gets as one command (or as itself, if alone).
+    fn flush_gathered(&mut self) {
+        let target = match self.gathered.len() {
+            0 => return,
+            1 => {
+                let Some((id, key)) = self.gathered.pop() else { return };
+                self.conn.send(&Command::Get { keys: vec![key], cas: true, touch: None });
+                Target::One(id)
+            }
+            _ => {
+                self.conn.send(&coalesce::command(&self.gathered));
+                Target::Merged(std::mem::take(&mut self.gathered))
+            }
+        };
+        self.targets.push_back(target);
+        self.queued += 1;
     }
 
     /// Writes queued bytes until the socket would block.
     fn write(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
+        self.flush_gathered();
         let mut wrote = false;
         loop {
             if self.unsent.is_empty() {
@@ -228,13 +273,25 @@ impl PipeState {
     /// Hands every complete reply to its caller; replies of abandoned tickets are dropped.
     fn dispatch(&mut self) -> Result<(), Error> {
         while let Some(done) = self.conn.poll_response()? {
-            if let Some(slot) = self.slots.get_mut(&done.id.0) {
-                if let Slot::Waiting(w) = std::mem::replace(slot, Slot::Done(Ok(done.response))) {
-                    w.into_iter().for_each(Waker::wake);
+            match self.targets.pop_front() {
+                Some(Target::One(id)) => self.complete(id, done.response),
+                Some(Target::Merged(gathered)) => {
+                    for (id, response) in coalesce::split(gathered, done.response)? {
+                        self.complete(id, response);
+                    }
                 }
+                None => return Err(ProtoError::UnsolicitedReply.into()),
             }
         }
         Ok(())
+    }
+
+    fn complete(&mut self, id: u64, response: Response) {
+        if let Some(slot) = self.slots.get_mut(&id) {
+            if let Slot::Waiting(w) = std::mem::replace(slot, Slot::Done(Ok(response))) {
+                w.into_iter().for_each(Waker::wake);
+            }
+        }
     }
 }
 
