@@ -124,6 +124,20 @@ impl Connection {
         &mut self.input
     }
 
+    /// Takes the read buffer out (with room reserved, as [`read_buf`](Self::read_buf) does), to
+    /// fill it without holding whatever guards the connection. Give it back with
+    /// [`put_read_buf`](Self::put_read_buf), appended to only, before the next
+    /// [`poll_response`](Self::poll_response).
+    pub fn take_read_buf(&mut self) -> BytesMut {
+        self.read_buf();
+        std::mem::take(&mut self.input)
+    }
+
+    /// Returns the buffer [`take_read_buf`](Self::take_read_buf) took.
+    pub fn put_read_buf(&mut self, buf: BytesMut) {
+        self.input = buf;
+    }
+
     /// The next completed reply, in request order, or `Ok(None)` when more input is needed
     /// (or nothing is in flight). Call until `Ok(None)` after each input.
     pub fn poll_response(&mut self) -> Result<Option<Completed>, ProtoError> {

@@ -14,6 +14,7 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -50,9 +51,27 @@ impl Transport for Closed {
 }
 
 /// One pipelined connection, shared by its [`Driver`] and every caller's [`Ticket`].
-#[derive(Debug)]
+///
+/// Two locks, always taken in this order: `io` (the socket and a partly written chunk), then
+/// `state` (the protocol state and the callers' slots). `state` is never held during a system
+/// call, so callers submitting or collecting replies don't wait on the socket.
 pub struct Pipe {
+    io: Mutex<IoHalf>,
     state: Mutex<PipeState>,
+    /// Whether `io` holds bytes the socket would not take yet.
+    write_blocked: AtomicBool,
+}
+
+impl std::fmt::Debug for Pipe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipe").field("in_flight", &self.in_flight()).field("dead", &self.is_dead()).finish()
+    }
+}
+
+struct IoHalf {
+    io: Box<dyn Transport>,
+    /// The rest of a chunk the socket did not take whole.
+    unsent: Bytes,
 }
 
 struct PipeState {
@@ -66,10 +85,7 @@ struct PipeState {
     gathered: Vec<(u64, Key)>,
     driver: Option<Waker>,
     dead: Option<Error>,
-    io: Box<dyn Transport>,
-    /// The rest of a chunk the socket did not take whole.
-    unsent: Bytes,
-    /// Whether the driver already let other tasks run once since requests became pending.
+    /// Whether the driver already let other tasks run once since a batch became ready.
     deferred: bool,
     /// Requests handed to `conn` since the last write: not yet on the wire.
     queued: usize,
@@ -80,15 +96,6 @@ struct PipeState {
 enum Target {
     One(u64),
     Merged(Vec<(u64, Key)>),
-}
-
-impl std::fmt::Debug for PipeState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PipeState")
-            .field("in_flight", &self.conn.in_flight())
-            .field("dead", &self.dead)
-            .finish()
-    }
 }
 
 #[derive(Debug)]
@@ -108,12 +115,14 @@ impl Pipe {
             gathered: Vec::new(),
             driver: None,
             dead: None,
-            io: Box::new(io),
-            unsent: Bytes::new(),
             deferred: false,
             queued: 0,
         };
-        let pipe = Arc::new(Pipe { state: Mutex::new(state) });
+        let pipe = Arc::new(Pipe {
+            io: Mutex::new(IoHalf { io: Box::new(io), unsent: Bytes::new() }),
+            state: Mutex::new(state),
+            write_blocked: AtomicBool::new(false),
+        });
         (pipe.clone(), Driver { pipe })
     }
 
@@ -121,39 +130,52 @@ impl Pipe {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn lock_io(&self) -> MutexGuard<'_, IoHalf> {
+        self.io.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn blocked(&self) -> bool {
+        self.write_blocked.load(Ordering::Acquire)
+    }
+
     /// Queues `command`; the ticket resolves to its reply. Fails if the pipe is dead.
     pub fn submit(self: &Arc<Self>, command: &Command) -> Result<Ticket, Error> {
-        let mut state = self.lock();
-        if let Some(e) = &state.dead {
-            return Err(e.clone());
-        }
-        let idle = state.conn.in_flight() == 0 && state.gathered.is_empty() && state.unsent.is_empty();
-        let id = state.next_slot;
-        state.next_slot += 1;
-        state.slots.insert(id, Slot::Waiting(None));
-        match coalesce::mergeable(command) {
-            Some(key) if !idle => state.gathered.push((id, key.clone())),
-            _ => {
-                state.conn.send(command);
-                state.targets.push_back(Target::One(id));
-                state.queued += 1;
+        let blocked = self.blocked();
+        let (id, idle) = {
+            let mut state = self.lock();
+            if let Some(e) = &state.dead {
+                return Err(e.clone());
             }
-        }
+            let idle = state.conn.in_flight() == 0 && state.gathered.is_empty() && !blocked;
+            let id = state.next_slot;
+            state.next_slot += 1;
+            state.slots.insert(id, Slot::Waiting(None));
+            match coalesce::mergeable(command) {
+                Some(key) if !idle => state.gathered.push((id, key.clone())),
+                _ => {
+                    state.conn.send(command);
+                    state.targets.push_back(Target::One(id));
+                    state.queued += 1;
+                }
+            }
+            if !idle {
+                state.wake_driver();
+            }
+            (id, idle)
+        };
+        let ticket = Ticket { pipe: self.clone(), id, finished: false };
         if idle {
             // An idle connection: write from the caller, saving a hop through the driver.
-            // With a no-op waker, a socket that would block is left to the driver (woken below).
-            let mut cx = Context::from_waker(Waker::noop());
-            if let Err(e) = state.write(&mut cx) {
-                state.fail(e.clone());
-                return Err(e);
+            // With a no-op waker, a socket that would block is left to the driver. A failed
+            // write fails the pipe, and so this ticket, like any other.
+            if let Err(e) = self.write(&mut Context::from_waker(Waker::noop())) {
+                self.fail(e);
+            }
+            if self.blocked() {
+                self.lock().wake_driver();
             }
         }
-        if state.wants_write() {
-            if let Some(w) = &state.driver {
-                w.wake_by_ref();
-            }
-        }
-        Ok(Ticket { pipe: self.clone(), id, finished: false })
+        Ok(ticket)
     }
 
     /// Requests awaiting their reply.
@@ -167,10 +189,69 @@ impl Pipe {
         self.lock().dead.is_some()
     }
 
-    /// Kills the pipe: every waiting caller gets `error`, the driver closes the socket.
+    /// Kills the pipe: every waiting caller gets `error`, and the socket is closed now, not
+    /// when the driver next runs, so the server sees it go even if the runtime is busy.
     pub fn fail(&self, error: Error) {
-        let mut state = self.lock();
-        state.fail(error);
+        let mut io = self.lock_io();
+        self.lock().fail(error);
+        io.io = Box::new(Closed);
+        io.unsent.clear();
+    }
+
+    /// Writes queued bytes until the socket would block.
+    fn write(&self, cx: &mut Context<'_>) -> Result<(), Error> {
+        let mut io = self.lock_io();
+        let mut wrote = false;
+        loop {
+            if io.unsent.is_empty() {
+                let chunk = self.lock().take_transmit();
+                match chunk {
+                    Some(chunk) => io.unsent = chunk,
+                    None => break,
+                }
+            }
+            let IoHalf { io: stream, unsent } = &mut *io;
+            match stream.poll_write(cx, unsent) {
+                Poll::Ready(Ok(0)) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+                Poll::Ready(Ok(n)) => {
+                    unsent.advance(n);
+                    wrote = true;
+                }
+                Poll::Ready(Err(e)) => return Err(e.into()),
+                Poll::Pending => {
+                    self.write_blocked.store(true, Ordering::Release);
+                    return Ok(());
+                }
+            }
+        }
+        self.write_blocked.store(false, Ordering::Release);
+        if wrote {
+            if let Poll::Ready(Err(e)) = io.io.poll_flush(cx) {
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads and dispatches replies until the socket would block. The read buffer is taken
+    /// out of the state for the system call, so `state` stays free meanwhile.
+    fn read(&self, cx: &mut Context<'_>) -> Result<(), Error> {
+        let mut io = self.lock_io();
+        loop {
+            let mut buf = self.lock().conn.take_read_buf();
+            let read = io.io.poll_read(cx, &mut buf);
+            let mut state = self.lock();
+            state.conn.put_read_buf(buf);
+            match read {
+                Poll::Ready(Ok(0)) => {
+                    let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "server closed the connection");
+                    return Err(eof.into());
+                }
+                Poll::Ready(Ok(_)) => state.dispatch()?,
+                Poll::Ready(Err(e)) => return Err(e.into()),
+                Poll::Pending => return Ok(()),
+            }
+        }
     }
 }
 
@@ -185,26 +266,38 @@ impl PipeState {
             }
         }
         self.dead = Some(error);
-        // Close the socket now, not when the driver next runs: the server sees the
-        // connection go even if the runtime is busy (or blocked) elsewhere.
-        self.io = Box::new(Closed);
-        self.unsent.clear();
         if let Some(w) = self.driver.take() {
             w.wake();
         }
     }
 
-    fn wants_write(&self) -> bool {
-        !self.unsent.is_empty() || self.conn.wants_transmit() || !self.gathered.is_empty()
+    fn wake_driver(&self) {
+        if let Some(w) = &self.driver {
+            w.wake_by_ref();
+        }
+    }
+
+    fn wants_write(&self, blocked: bool) -> bool {
+        blocked || self.conn.wants_transmit() || !self.gathered.is_empty()
     }
 
     /// Whether the next batch should go out now. While an earlier batch awaits its replies,
     /// new requests gather (up to [`BATCH`]) and leave when those replies arrive: each write
     /// then carries every request that became ready meanwhile, so under load a connection
     /// makes a few large writes instead of many small ones, and an idle one writes at once.
-    fn batch_ready(&self) -> bool {
+    fn batch_ready(&self, blocked: bool) -> bool {
         let answered_all_written = self.conn.in_flight() <= self.queued;
-        answered_all_written || self.queued + self.gathered.len() >= BATCH || !self.unsent.is_empty()
+        answered_all_written || self.queued + self.gathered.len() >= BATCH || blocked
+    }
+
+    /// Everything queued, as bytes to write (the gathered gets become one command first).
+    fn take_transmit(&mut self) -> Option<Bytes> {
+        self.flush_gathered();
+        let chunk = self.conn.poll_transmit();
+        if chunk.is_some() {
+            self.queued = 0;
+        }
+        chunk
     }
 
     /// Sends the gathered single-key gets as one command (or as itself, if alone).
@@ -223,51 +316,6 @@ impl PipeState {
         };
         self.targets.push_back(target);
         self.queued += 1;
-    }
-
-    /// Writes queued bytes until the socket would block.
-    fn write(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
-        self.flush_gathered();
-        let mut wrote = false;
-        loop {
-            if self.unsent.is_empty() {
-                match self.conn.poll_transmit() {
-                    Some(chunk) => self.unsent = chunk,
-                    None => break,
-                }
-            }
-            self.queued = 0;
-            match self.io.poll_write(cx, &self.unsent) {
-                Poll::Ready(Ok(0)) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
-                Poll::Ready(Ok(n)) => {
-                    self.unsent.advance(n);
-                    wrote = true;
-                }
-                Poll::Ready(Err(e)) => return Err(e.into()),
-                Poll::Pending => return Ok(()),
-            }
-        }
-        if wrote {
-            if let Poll::Ready(Err(e)) = self.io.poll_flush(cx) {
-                return Err(e.into());
-            }
-        }
-        Ok(())
-    }
-
-    /// Reads and dispatches replies until the socket would block.
-    fn read(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
-        loop {
-            match self.io.poll_read(cx, self.conn.read_buf()) {
-                Poll::Ready(Ok(0)) => {
-                    let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "server closed the connection");
-                    return Err(eof.into());
-                }
-                Poll::Ready(Ok(_)) => self.dispatch()?,
-                Poll::Ready(Err(e)) => return Err(e.into()),
-                Poll::Pending => return Ok(()),
-            }
-        }
     }
 
     /// Hands every complete reply to its caller; replies of abandoned tickets are dropped.
@@ -355,33 +403,41 @@ impl Future for Driver {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let orphaned = Arc::strong_count(&self.pipe) == 1;
-        let mut state = self.pipe.lock();
-        if state.dead.is_some() || (orphaned && state.slots.is_empty()) {
-            return Poll::Ready(());
-        }
-        if !state.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            state.driver = Some(cx.waker().clone());
+        let pipe = &self.pipe;
+        let orphaned = Arc::strong_count(pipe) == 1;
+        {
+            let mut state = pipe.lock();
+            if state.dead.is_some() || (orphaned && state.slots.is_empty()) {
+                return Poll::Ready(());
+            }
+            if !state.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                state.driver = Some(cx.waker().clone());
+            }
         }
         // Replies first: they may complete the batch in flight and so release the next one.
-        if let Err(e) = state.read(cx) {
-            state.fail(e);
-            return Poll::Ready(());
+        let mut step = pipe.read(cx);
+        if step.is_ok() {
+            // Coalescing: when a batch is ready, yield once before writing it (a self-wake
+            // puts the driver at the back of the run queue), so every caller that is ready to
+            // submit, those just handed their replies included, joins the same write.
+            let blocked = pipe.blocked();
+            let write_now = {
+                let mut state = pipe.lock();
+                let ready = state.wants_write(blocked) && state.batch_ready(blocked);
+                let now = ready && state.deferred;
+                state.deferred = ready && !now;
+                now
+            };
+            if write_now {
+                step = pipe.write(cx);
+            } else if pipe.lock().deferred {
+                cx.waker().wake_by_ref();
+            }
         }
-        // Coalescing: when a batch is ready, yield once before writing it (a self-wake puts
-        // the driver at the back of the run queue), so every caller that is ready to submit,
-        // those just handed their replies included, joins the same write.
-        let pending = state.wants_write() && state.batch_ready();
-        let write_now = pending && state.deferred;
-        state.deferred = pending && !write_now;
-        if state.deferred {
-            cx.waker().wake_by_ref();
-        }
-        let step = if write_now { state.write(cx) } else { Ok(()) };
         match step {
             Ok(()) => Poll::Pending,
             Err(e) => {
-                state.fail(e);
+                pipe.fail(e);
                 Poll::Ready(())
             }
         }
