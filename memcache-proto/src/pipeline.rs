@@ -184,6 +184,12 @@ impl Pipe {
         state.conn.in_flight() + state.gathered.len()
     }
 
+    /// Requests awaiting their reply, or `None` if the pipe is dead: one look for routing.
+    pub fn load(&self) -> Option<usize> {
+        let state = self.lock();
+        state.dead.is_none().then(|| state.conn.in_flight() + state.gathered.len())
+    }
+
     /// Whether the pipe failed and must be replaced.
     pub fn is_dead(&self) -> bool {
         self.lock().dead.is_some()

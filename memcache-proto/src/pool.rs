@@ -78,16 +78,27 @@ impl ServerPool {
 
     /// The least loaded live connection, or the right to open one while under the bound.
     fn route(&self, state: &mut PoolState) -> Option<Route> {
-        state.pipes.retain(|p| !p.is_dead());
-        let best = state.pipes.iter().map(|p| (p.in_flight(), p)).min_by_key(|(n, _)| *n);
+        let mut best: Option<(usize, &Arc<Pipe>)> = None;
+        let mut dead = false;
+        for pipe in &state.pipes {
+            match pipe.load() {
+                None => dead = true,
+                Some(n) if best.is_none_or(|(m, _)| n < m) => best = Some((n, pipe)),
+                Some(_) => {}
+            }
+        }
+        let best = best.map(|(n, p)| (n, p.clone()));
+        if dead {
+            state.pipes.retain(|p| !p.is_dead());
+        }
         let room = state.pipes.len() + state.connecting < self.max_conns;
         match best {
-            Some((0, p)) => Some(Route::Use(p.clone())),
+            Some((0, p)) => Some(Route::Use(p)),
             _ if room => {
                 state.connecting += 1;
                 Some(Route::Open)
             }
-            Some((_, p)) => Some(Route::Use(p.clone())),
+            Some((_, p)) => Some(Route::Use(p)),
             None => None,
         }
     }

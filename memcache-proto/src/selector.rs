@@ -87,7 +87,7 @@ impl fmt::Debug for ServerAddr {
 
 impl PartialEq for ServerAddr {
     fn eq(&self, other: &Self) -> bool {
-        self.0.name == other.0.name && self.0.endpoint == other.0.endpoint
+        Arc::ptr_eq(&self.0, &other.0) || (self.0.name == other.0.name && self.0.endpoint == other.0.endpoint)
     }
 }
 
