@@ -43,9 +43,7 @@ use memcache_proto::async_client::{Connector, Runtime};
 use memcache_proto::pipeline::Transport;
 use memcache_proto::{Endpoint, read_into_spare};
 
-pub use memcache_proto::config::Builder;
-pub use memcache_proto::multi::MultiOutcome;
-pub use memcache_proto::{Error, Item, ServerAddr, ServerList, ServerSelector};
+pub use memcache_proto::prelude::*;
 
 /// The memcached client on async-std. See [`memcache_proto::async_client::Client`] for its
 /// calls.

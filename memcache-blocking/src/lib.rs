@@ -27,6 +27,4 @@ mod conn;
 mod pool;
 
 pub use client::Client;
-pub use memcache_proto::config::Builder;
-pub use memcache_proto::multi::MultiOutcome;
-pub use memcache_proto::{Error, Item, ServerAddr, ServerList, ServerSelector};
+pub use memcache_proto::prelude::*;

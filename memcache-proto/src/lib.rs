@@ -73,6 +73,7 @@ pub mod multi;
 pub mod op;
 pub mod pipeline;
 pub mod pool;
+pub mod prelude;
 pub mod response;
 mod selector;
 

@@ -34,9 +34,7 @@ use tokio::net::TcpStream;
 #[cfg(unix)]
 use tokio::net::UnixStream;
 
-pub use memcache_proto::config::Builder;
-pub use memcache_proto::multi::MultiOutcome;
-pub use memcache_proto::{Error, Item, ServerAddr, ServerList, ServerSelector};
+pub use memcache_proto::prelude::*;
 
 /// The memcached client on Tokio. See [`memcache_proto::async_client::Client`] for its calls.
 pub type Client = memcache_proto::async_client::Client<Tokio>;
