@@ -2,7 +2,7 @@
 //! vectors of memcache-proto (`memcache-proto/tests/data/memcached-1.6.18.jsonl`):
 //!
 //! ```text
-//! cargo test -p memcache-fuzz --test seeds -- --ignored
+//! cargo run -p memcache-fuzz --example gen_seeds
 //! ```
 //!
 //! Responses seed `decode` and `decode_split` (with the reply kinds of their requests), requests
@@ -67,9 +67,8 @@ fn write(target: &str, seeds: Vec<(String, Vec<u8>)>) {
     println!("{target}: {} seeds", seeds.len());
 }
 
-#[test]
-#[ignore = "writes the seed corpora; run explicitly after the vectors change"]
-fn regenerate_seeds() {
+/// Writes the seed corpora; run after the vectors change.
+fn main() {
     let all = ["decode", "decode_split", "connection", "roundtrip", "selector"];
     assert!(all.iter().all(|t| memcache_fuzz::TARGETS.iter().any(|(n, _)| n == t)));
     let (mut decode, mut split, mut conn, mut roundtrip) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
