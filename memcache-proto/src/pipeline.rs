@@ -163,7 +163,7 @@ impl Pipe {
             }
             (id, idle)
         };
-        let ticket = Ticket { pipe: self.clone(), id, finished: false };
+        let ticket = Ticket { pipe: self.clone(), id, finished: false, reading: false };
         if idle {
             // An idle connection: write from the caller, saving a hop through the driver.
             // With a no-op waker, a socket that would block is left to the driver. A failed
@@ -277,6 +277,11 @@ impl PipeState {
         }
     }
 
+    /// Exactly one request on the wire and nothing else queued.
+    fn is_solo(&self) -> bool {
+        self.conn.in_flight() == 1 && self.gathered.is_empty() && self.queued == 0
+    }
+
     fn wake_driver(&self) {
         if let Some(w) = &self.driver {
             w.wake_by_ref();
@@ -356,6 +361,8 @@ pub struct Ticket {
     pipe: Arc<Pipe>,
     id: u64,
     finished: bool,
+    /// Whether this ticket read the socket itself (and so may hold its read wake-up).
+    reading: bool,
 }
 
 impl Ticket {
@@ -363,12 +370,16 @@ impl Ticket {
     pub fn pipe(&self) -> &Arc<Pipe> {
         &self.pipe
     }
-}
 
-impl Future for Ticket {
-    type Output = Result<Response, Error>;
+    /// Hands reading back to the driver if this ticket was doing it.
+    fn stop_reading(&mut self) {
+        if std::mem::take(&mut self.reading) {
+            self.pipe.lock().wake_driver();
+        }
+    }
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    /// The reply if it is in; otherwise registers `cx` to be woken when it is.
+    fn take_reply(&mut self, cx: &mut Context<'_>) -> Option<Result<Response, Error>> {
         let id = self.id;
         let mut state = self.pipe.lock();
         let result = match state.slots.get_mut(&id) {
@@ -376,7 +387,7 @@ impl Future for Ticket {
                 if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                     *w = Some(cx.waker().clone());
                 }
-                return Poll::Pending;
+                return None;
             }
             Some(Slot::Done(_)) => match state.slots.remove(&id) {
                 Some(Slot::Done(result)) => result,
@@ -384,9 +395,38 @@ impl Future for Ticket {
             },
             None => Err(Error::Closed),
         };
-        drop(state);
         self.finished = true;
-        Poll::Ready(result)
+        Some(result)
+    }
+}
+
+impl Future for Ticket {
+    type Output = Result<Response, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Some(result) = self.take_reply(cx) {
+            self.stop_reading();
+            return Poll::Ready(result);
+        }
+        if !self.pipe.lock().is_solo() {
+            self.stop_reading();
+            return Poll::Pending;
+        }
+        // The only request in flight: read its reply here rather than through the driver,
+        // which saves a task hop per call on a connection used one call at a time. This task
+        // may now be the one the socket wakes, so whenever it stops reading (done, dropped,
+        // or joined by other requests) it wakes the driver to take reading back.
+        self.reading = true;
+        if let Err(e) = self.pipe.read(cx) {
+            self.pipe.fail(e);
+        }
+        match self.take_reply(cx) {
+            Some(result) => {
+                self.stop_reading();
+                Poll::Ready(result)
+            }
+            None => Poll::Pending,
+        }
     }
 }
 
@@ -395,6 +435,7 @@ impl Drop for Ticket {
         if !self.finished {
             self.pipe.lock().slots.remove(&self.id);
         }
+        self.stop_reading();
     }
 }
 
