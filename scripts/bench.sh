@@ -5,21 +5,15 @@
 #   scripts/bench.sh W3 tokio   # one workload, one adapter (blocking|tokio|tokio-ct|async-std|all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin="$(scripts/ensure-memcached.sh)"
+. scripts/start-memcached.sh
 port="${BENCH_PORT:-21411}"
-user=()
-[ "$(id -u)" -eq 0 ] && user=(-u root)
-"$bin" -l 127.0.0.1 -p "$port" -U 0 -m 1024 -t 2 -c 1024 "${user[@]}" &
-pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
-for _ in $(seq 50); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-  sleep 0.1
-done
+start_memcached "$port" -m 1024 -t 2 -c 1024
 cargo build --release --quiet -p memcache-test-support --bins
 workloads="${1:-W1 W2 W3 W4}"
 adapter="${2:-all}"
 for w in $workloads; do
   target/release/mcbench --adapter "$adapter" --addr "127.0.0.1:$port" --workload "$w"
 done
-[ $# -eq 0 ] && target/release/allocs --addr "127.0.0.1:$port"
+if [ $# -eq 0 ]; then
+  target/release/allocs --addr "127.0.0.1:$port"
+fi

@@ -3,15 +3,7 @@
 # installing memcached first when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin="$(scripts/ensure-memcached.sh)"
+. scripts/start-memcached.sh
 port="${DEMO_PORT:-21211}"
-user=()
-[ "$(id -u)" -eq 0 ] && user=(-u root)
-"$bin" -l 127.0.0.1 -p "$port" -U 0 -m 64 "${user[@]}" &
-pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
-for _ in $(seq 50); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-  sleep 0.1
-done
+start_memcached "$port" -m 64
 cargo run --quiet -p memcache-blocking --example basic -- "127.0.0.1:$port"
