@@ -1,6 +1,6 @@
 //! Connect, set, get, multi-get and a compare-and-swap loop on Tokio.
 //!
-//! Run against a local memcached: `cargo run -p memcache-tokio --example basic -- 127.0.0.1:11211`
+//! Run against a local memcached: `cargo run -p memcache-tokio --example tokio_basic -- 127.0.0.1:11211`
 
 use memcache_tokio::{Client, Error, Item};
 

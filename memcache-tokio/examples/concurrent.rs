@@ -1,6 +1,6 @@
 //! Many tasks sharing one client: their requests are pipelined on a few connections.
 //!
-//! Run against a local memcached: `cargo run --release -p memcache-tokio --example concurrent -- 127.0.0.1:11211`
+//! Run against a local memcached: `cargo run --release -p memcache-tokio --example tokio_concurrent -- 127.0.0.1:11211`
 
 use std::time::Instant;
 

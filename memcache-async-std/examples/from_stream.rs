@@ -1,7 +1,7 @@
 //! The client over a stream you connect yourself (here async-std's; any futures-io stream
 //! works, TLS included), then the usual calls.
 //!
-//! Run against a local memcached: `cargo run -p memcache-async-std --example basic -- 127.0.0.1:11211`
+//! Run against a local memcached: `cargo run -p memcache-async-std --example from_stream -- 127.0.0.1:11211`
 
 use memcache_async_std::{Error, Item, from_stream};
 
