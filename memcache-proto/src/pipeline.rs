@@ -89,6 +89,8 @@ struct PipeState {
     deferred: bool,
     /// Requests handed to `conn` since the last write: not yet on the wire.
     queued: usize,
+    /// Commands in the last write: 1 when callers take turns, more under concurrency.
+    last_batch: usize,
 }
 
 /// The caller(s) a reply of the connection belongs to.
@@ -117,6 +119,7 @@ impl Pipe {
             dead: None,
             deferred: false,
             queued: 0,
+            last_batch: 0,
         };
         let pipe = Arc::new(Pipe {
             io: Mutex::new(IoHalf { io: Box::new(io), unsent: Bytes::new() }),
@@ -146,7 +149,10 @@ impl Pipe {
             if let Some(e) = &state.dead {
                 return Err(e.clone());
             }
-            let idle = state.conn.in_flight() == 0 && state.gathered.is_empty() && !blocked;
+            // Write at once only on a connection used one call at a time; when its last write
+            // carried several calls, more are likely on their way: let them join the next one.
+            let idle =
+                state.conn.in_flight() == 0 && state.gathered.is_empty() && !blocked && state.last_batch <= 1;
             let id = state.next_slot;
             state.next_slot += 1;
             state.slots.insert(id, Slot::Waiting(None));
@@ -303,9 +309,11 @@ impl PipeState {
 
     /// Everything queued, as bytes to write (the gathered gets become one command first).
     fn take_transmit(&mut self) -> Option<Bytes> {
+        let gathered = self.gathered.len();
         self.flush_gathered();
         let chunk = self.conn.poll_transmit();
         if chunk.is_some() {
+            self.last_batch = self.queued + gathered.saturating_sub(1);
             self.queued = 0;
         }
         chunk
