@@ -12,6 +12,11 @@
 //!   send and how the reply becomes a `Result`. Adapters execute these and nothing else.
 //! - [`ServerList`] / [`ServerSelector`]: gomemcache's CRC32 sharding, bit for bit.
 //! - [`Error`]: the one error type every adapter returns.
+//! - [`config`]: the one `Builder` and its defaults (100 ms timeout, 2 connections per server).
+//! - [`pipeline`], [`pool`] and [`async_client`]: runtime-neutral pipelining for async
+//!   adapters. They use only `std::task`; an adapter supplies a socket type, a spawner and a
+//!   timer through [`async_client::Runtime`], so Tokio and async-std share one client.
+//!   Concurrent single-key gets to a server are merged into one multi-key `gets` on the wire.
 //!
 //! # Driving a connection
 //!
