@@ -8,7 +8,7 @@ use std::time::Instant;
 use memcache_proto::command::StoreVerb;
 use memcache_proto::config::{Builder, Config, FromConfig};
 use memcache_proto::multi::{self, MultiOutcome};
-use memcache_proto::op::{Admin, AdminReply, Get, KeyedOp, Mutate, Op, Store};
+use memcache_proto::op::{Admin, Get, KeyedOp, Mutate, Op, Stats, Store};
 use memcache_proto::{Command, Error, Item, Response, ServerAddr, ServerSelector};
 
 use crate::conn::Conn;
@@ -82,11 +82,7 @@ impl Client {
         keys: &[S],
     ) -> Result<MultiOutcome<HashMap<String, Item>>, Error> {
         let plan = multi::plan_get_multi(self.inner.config.selector.as_ref(), keys)?;
-        let mut outcome = MultiOutcome::default();
-        for (server, result) in self.fan_out(plan) {
-            outcome.add(server, result);
-        }
-        Ok(outcome)
+        Ok(self.fan_out(plan).into_iter().collect())
     }
 
     /// Stores `item` unconditionally.
@@ -164,16 +160,8 @@ impl Client {
     /// `stats` of every server that answers, keyed by server address; [`Error::NoStats`]
     /// if none did.
     pub fn stats(&self) -> Result<HashMap<String, HashMap<String, String>>, Error> {
-        let servers = self.inner.config.selector.servers();
-        let plan =
-            servers.into_iter().map(|s| Admin::stats(None).map(|op| (s, op))).collect::<Result<_, _>>()?;
-        multi::merge_stats(self.fan_out(plan).into_iter().map(|(s, r)| {
-            let stats = r.and_then(|reply| match reply {
-                AdminReply::Stats(map) => Ok(map),
-                _ => Err(Error::NoStats),
-            });
-            (s, stats)
-        }))
+        let plan = multi::every_server(self.inner.config.selector.as_ref(), Stats::new);
+        multi::merge_stats(self.fan_out(plan))
     }
 
     /// Closes every idle connection; later calls fail with [`Error::Closed`].
@@ -242,11 +230,10 @@ impl Client {
     }
 
     fn every_server<O: Op>(&self, make: fn() -> O) -> Result<Vec<O::Output>, Error> {
-        let servers = self.inner.config.selector.servers();
-        if servers.is_empty() {
+        let plan = multi::every_server(self.inner.config.selector.as_ref(), make);
+        if plan.is_empty() {
             return Err(Error::NoServers);
         }
-        let plan = servers.into_iter().map(|s| (s, make())).collect();
         self.fan_out(plan).into_iter().map(|(_, r)| r).collect()
     }
 

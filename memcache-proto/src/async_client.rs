@@ -18,7 +18,7 @@ use std::time::Duration;
 use crate::command::StoreVerb;
 use crate::config::{Builder, Config, FromConfig};
 use crate::multi::{self, MultiOutcome};
-use crate::op::{Admin, AdminReply, Get, KeyedOp, Mutate, Op, Store};
+use crate::op::{Admin, Get, KeyedOp, Mutate, Op, Stats, Store};
 use crate::pipeline::{Pipe, Ticket, Transport};
 use crate::pool::{Lease, Route, ServerPool};
 use crate::{Endpoint, Error, Item, ServerAddr, ServerSelector};
@@ -136,11 +136,7 @@ impl<R: Runtime> Client<R> {
         keys: &[S],
     ) -> Result<MultiOutcome<HashMap<String, Item>>, Error> {
         let plan = multi::plan_get_multi(self.inner.config.selector.as_ref(), keys)?;
-        let mut outcome = MultiOutcome::default();
-        for (server, result) in self.fan_out(plan).await {
-            outcome.add(server, result);
-        }
-        Ok(outcome)
+        Ok(self.fan_out(plan).await.into_iter().collect())
     }
 
     /// Stores `item` unconditionally.
@@ -218,17 +214,8 @@ impl<R: Runtime> Client<R> {
     /// `stats` of every server that answers, keyed by server address; [`Error::NoStats`]
     /// if none did.
     pub async fn stats(&self) -> Result<HashMap<String, HashMap<String, String>>, Error> {
-        let servers = self.inner.config.selector.servers();
-        let plan =
-            servers.into_iter().map(|s| Admin::stats(None).map(|op| (s, op))).collect::<Result<_, _>>()?;
-        let answers = self.fan_out(plan).await;
-        multi::merge_stats(answers.into_iter().map(|(s, r)| {
-            let stats = r.and_then(|reply| match reply {
-                AdminReply::Stats(map) => Ok(map),
-                _ => Err(Error::NoStats),
-            });
-            (s, stats)
-        }))
+        let plan = multi::every_server(self.inner.config.selector.as_ref(), Stats::new);
+        multi::merge_stats(self.fan_out(plan).await)
     }
 
     /// Closes every connection; later calls fail with [`Error::Closed`].
@@ -301,11 +288,10 @@ impl<R: Runtime> Client<R> {
     }
 
     async fn every_server<O: Op + Send>(&self, make: fn() -> O) -> Result<Vec<O::Output>, Error> {
-        let servers = self.inner.config.selector.servers();
-        if servers.is_empty() {
+        let plan = multi::every_server(self.inner.config.selector.as_ref(), make);
+        if plan.is_empty() {
             return Err(Error::NoServers);
         }
-        let plan = servers.into_iter().map(|s| (s, make())).collect();
         self.fan_out(plan).await.into_iter().map(|(_, r)| r).collect()
     }
 

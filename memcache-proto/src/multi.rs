@@ -34,6 +34,25 @@ pub struct MultiOutcome<T> {
     pub failed: Vec<(ServerAddr, Error)>,
 }
 
+/// `make()`'s operation for every distinct server, in configuration order.
+pub fn every_server<O>(selector: &dyn ServerSelector, mut make: impl FnMut() -> O) -> Vec<(ServerAddr, O)> {
+    selector.servers().into_iter().map(|s| (s, make())).collect()
+}
+
+impl FromIterator<(ServerAddr, Result<HashMap<String, Item>, Error>)>
+    for MultiOutcome<HashMap<String, Item>>
+{
+    fn from_iter<I: IntoIterator<Item = (ServerAddr, Result<HashMap<String, Item>, Error>)>>(
+        answers: I,
+    ) -> Self {
+        let mut outcome = MultiOutcome::default();
+        for (server, result) in answers {
+            outcome.add(server, result);
+        }
+        outcome
+    }
+}
+
 impl MultiOutcome<HashMap<String, Item>> {
     /// Adds one server's answer.
     pub fn add(&mut self, server: ServerAddr, result: Result<HashMap<String, Item>, Error>) {

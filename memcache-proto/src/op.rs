@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use crate::command::{ArithVerb, Command, StatsArg, StoreVerb};
-use crate::response::{Response, Stat, Value};
+use crate::response::{Response, Value};
 use crate::{Error, Item, Key, ProtoError};
 
 /// One operation: a command and the interpretation of its reply.
@@ -260,7 +260,7 @@ impl KeyedOp for Mutate {
     }
 }
 
-/// Commands for one whole server: `flush_all`, `version` (ping) and `stats`.
+/// Commands for one whole server that answer only "done": `flush_all` and `version` (ping).
 #[derive(Debug)]
 pub struct Admin {
     command: Command,
@@ -276,41 +276,57 @@ impl Admin {
     pub fn ping() -> Admin {
         Admin { command: Command::Version }
     }
-
-    /// `stats` or `stats <group>`.
-    pub fn stats(group: Option<&str>) -> Result<Admin, Error> {
-        let arg = group.map(StatsArg::new).transpose()?;
-        Ok(Admin { command: Command::Stats { arg } })
-    }
-}
-
-/// The reply of an [`Admin`] command.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum AdminReply {
-    /// `OK`, `RESET`.
-    Done,
-    /// `VERSION <v>`.
-    Version(String),
-    /// `STAT` lines as a map.
-    Stats(HashMap<String, String>),
 }
 
 impl Op for Admin {
-    type Output = AdminReply;
+    type Output = ();
     fn command(&self) -> &Command {
         &self.command
     }
-    fn finish(self, response: Response) -> Result<AdminReply, Error> {
+    fn finish(self, response: Response) -> Result<(), Error> {
         match response {
-            Response::Ok | Response::Reset => Ok(AdminReply::Done),
-            Response::Version(v) => Ok(AdminReply::Version(lossy(&v))),
-            Response::Stats(stats) => Ok(AdminReply::Stats(stats_map(stats))),
+            Response::Ok | Response::Version(_) => Ok(()),
             other => Err(reply_error(other)),
         }
     }
 }
 
-fn stats_map(stats: Vec<Stat>) -> HashMap<String, String> {
-    stats.into_iter().map(|s| (lossy(&s.name), lossy(&s.value))).collect()
+/// `stats` or `stats <group>`: one server's statistics as a map.
+#[derive(Debug)]
+pub struct Stats {
+    command: Command,
+}
+
+impl Stats {
+    /// `stats`.
+    pub fn new() -> Stats {
+        Stats { command: Command::Stats { arg: None } }
+    }
+
+    /// `stats <group>`, e.g. `settings` or `items`.
+    pub fn group(group: &str) -> Result<Stats, Error> {
+        Ok(Stats { command: Command::Stats { arg: Some(StatsArg::new(group)?) } })
+    }
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats::new()
+    }
+}
+
+impl Op for Stats {
+    type Output = HashMap<String, String>;
+    fn command(&self) -> &Command {
+        &self.command
+    }
+    fn finish(self, response: Response) -> Result<Self::Output, Error> {
+        match response {
+            Response::Stats(stats) => {
+                Ok(stats.into_iter().map(|s| (lossy(&s.name), lossy(&s.value))).collect())
+            }
+            Response::Reset => Err(Error::NoStats),
+            other => Err(reply_error(other)),
+        }
+    }
 }
