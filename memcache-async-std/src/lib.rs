@@ -82,6 +82,15 @@ impl Transport for Stream {
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.0).poll_flush(cx)
     }
+
+    /// futures-io streams (async-io's included) try the read system call on every poll, so a
+    /// poll with a no-op waker is a read now; the pipe polls again with its real waker after.
+    fn read_now(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        match self.poll_read(&mut Context::from_waker(std::task::Waker::noop()), buf) {
+            Poll::Ready(read) => read,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
 }
 
 impl Runtime for AsyncStd {

@@ -6,7 +6,8 @@ use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use memcache_proto::{Connection, Endpoint, Error, Limits, Response, ServerAddr, read_into_spare};
+use memcache_proto::config::Config;
+use memcache_proto::{Connection, Endpoint, Error, Response, ServerAddr, read_into_spare};
 
 enum Stream {
     Tcp(TcpStream),
@@ -57,10 +58,13 @@ pub(crate) struct Conn {
     proto: Connection,
     /// The socket's read timeout as last set, to skip redundant `setsockopt` calls.
     read_timeout: Duration,
+    /// [`Config::busy_poll`].
+    busy_poll: Duration,
 }
 
 impl Conn {
-    pub(crate) fn connect(addr: &ServerAddr, timeout: Duration, limits: Limits) -> Result<Conn, Error> {
+    pub(crate) fn connect(addr: &ServerAddr, config: &Config) -> Result<Conn, Error> {
+        let timeout = config.connect_timeout;
         let stream = match addr.endpoint() {
             Endpoint::Tcp(sa) => {
                 let s = TcpStream::connect_timeout(sa, timeout)?;
@@ -74,7 +78,8 @@ impl Conn {
         };
         stream.set_write_timeout(timeout)?;
         stream.set_read_timeout(timeout)?;
-        Ok(Conn { stream, proto: Connection::with_limits(limits), read_timeout: timeout })
+        let proto = Connection::with_limits(config.limits);
+        Ok(Conn { stream, proto, read_timeout: timeout, busy_poll: config.busy_poll })
     }
 
     /// Queues `command` and writes everything queued.
@@ -88,15 +93,23 @@ impl Conn {
 
     /// Reads until the oldest request in flight is answered or `deadline` passes.
     pub(crate) fn receive(&mut self, deadline: Instant) -> Result<Response, Error> {
+        let mut spun = self.busy_poll.is_zero();
         loop {
             if let Some(done) = self.proto.poll_response()? {
                 return Ok(done.response);
+            }
+            if !spun {
+                spun = true;
+                if let Some(response) = self.nonblocking(|conn| conn.spin(deadline))? {
+                    return Ok(response);
+                }
+                continue;
             }
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
                 // Past the deadline (a multi-server call may have spent it waiting on another
                 // server): take what already arrived, without waiting for more.
-                self.fill_nonblocking()?;
+                self.nonblocking(Conn::drain)?;
                 return self.proto.poll_response()?.map(|done| done.response).ok_or(Error::Timeout);
             }
             if remaining < self.read_timeout {
@@ -120,17 +133,43 @@ impl Conn {
         }
     }
 
-    /// Reads whatever the socket holds now; nothing is not an error.
-    fn fill_nonblocking(&mut self) -> Result<(), Error> {
+    /// Runs `f` with the socket in non-blocking mode, where [`fill`](Self::fill) reports
+    /// "nothing yet" as [`Error::Timeout`].
+    fn nonblocking<T>(&mut self, f: impl FnOnce(&mut Conn) -> Result<T, Error>) -> Result<T, Error> {
         self.stream.set_nonblocking(true)?;
+        let result = f(self);
+        self.stream.set_nonblocking(false)?;
+        result
+    }
+
+    /// Reads whatever the socket holds now; nothing is not an error.
+    fn drain(&mut self) -> Result<(), Error> {
         let mut result = Ok(());
         while result.is_ok() && self.proto.in_flight() > 0 {
             result = self.fill();
         }
-        self.stream.set_nonblocking(false)?;
         match result {
             Err(Error::Timeout) | Ok(()) => Ok(()),
             Err(e) => Err(e),
+        }
+    }
+
+    /// Busy polling: reads without sleeping until the reply is complete, or until no byte has
+    /// arrived for a `busy_poll` window, or `deadline`. `None` leaves the rest to blocking reads.
+    fn spin(&mut self, deadline: Instant) -> Result<Option<Response>, Error> {
+        let mut until = deadline.min(Instant::now() + self.busy_poll);
+        loop {
+            match self.fill() {
+                Ok(()) => {
+                    if let Some(done) = self.proto.poll_response()? {
+                        return Ok(Some(done.response));
+                    }
+                    until = deadline.min(Instant::now() + self.busy_poll);
+                }
+                Err(Error::Timeout) if Instant::now() < until => std::hint::spin_loop(),
+                Err(Error::Timeout) => return Ok(None),
+                Err(e) => return Err(e),
+            }
         }
     }
 

@@ -58,7 +58,7 @@ impl ServerPool {
             if state.open < config.max_idle_conns {
                 state.open += 1;
                 drop(state);
-                return match Conn::connect(server, config.connect_timeout, config.limits) {
+                return match Conn::connect(server, config) {
                     Ok(conn) => Ok((conn, false)),
                     Err(e) => {
                         self.release();

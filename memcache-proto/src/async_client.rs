@@ -319,7 +319,7 @@ impl<R: Runtime> Client<R> {
             }
         };
         let io = R::timeout(self.inner.config.connect_timeout, connecting).await.ok_or(Error::Timeout)??;
-        let (pipe, driver) = Pipe::new(io, self.inner.config.limits);
+        let (pipe, driver) = Pipe::new(io, &self.inner.config);
         R::spawn(driver);
         Ok(pipe)
     }

@@ -31,6 +31,9 @@ pub struct Config {
     pub max_in_flight: usize,
     /// Decoder bounds.
     pub limits: Limits,
+    /// How long a caller waiting for its reply keeps checking the socket before it sleeps
+    /// (zero, the default: it sleeps at once). See [`Builder::busy_poll`].
+    pub busy_poll: Duration,
 }
 
 impl fmt::Debug for Config {
@@ -41,6 +44,7 @@ impl fmt::Debug for Config {
             .field("connect_timeout", &self.connect_timeout)
             .field("max_idle_conns", &self.max_idle_conns)
             .field("max_in_flight", &self.max_in_flight)
+            .field("busy_poll", &self.busy_poll)
             .finish()
     }
 }
@@ -54,6 +58,7 @@ pub struct Builder<C> {
     max_idle_conns: usize,
     max_in_flight: usize,
     limits: Limits,
+    busy_poll: Duration,
     client: PhantomData<fn() -> C>,
 }
 
@@ -73,6 +78,7 @@ impl<C: FromConfig> Default for Builder<C> {
             max_idle_conns: DEFAULT_MAX_IDLE_CONNS,
             max_in_flight: 1024,
             limits: Limits::default(),
+            busy_poll: Duration::ZERO,
             client: PhantomData,
         }
     }
@@ -127,6 +133,20 @@ impl<C: FromConfig> Builder<C> {
         self
     }
 
+    /// Lets a caller that waits for its reply keep checking the socket for up to `window`
+    /// before it goes to sleep (default zero: off).
+    ///
+    /// Waking a sleeping thread when the reply lands costs tens of microseconds on virtual
+    /// machines, as much as a whole loopback round trip, so with a server on the same host or
+    /// rack a short window (20-50 µs) can halve the latency of sequential calls. The price is
+    /// CPU: the waiting thread spins for up to `window` on every call, and an async client
+    /// keeps its executor thread busy meanwhile. Leave it off when the server is farther away
+    /// than the window, when CPU is scarce, or when many calls run concurrently anyway.
+    pub fn busy_poll(mut self, window: Duration) -> Self {
+        self.busy_poll = window;
+        self
+    }
+
     /// Resolves the servers and makes the client; no connection is opened yet.
     pub fn build(self) -> Result<C, Error> {
         C::from_config(self.config()?)
@@ -146,6 +166,7 @@ impl<C: FromConfig> Builder<C> {
             max_idle_conns: self.max_idle_conns,
             max_in_flight: self.max_in_flight,
             limits: self.limits,
+            busy_poll: self.busy_poll,
         })
     }
 }

@@ -17,10 +17,12 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use crate::{Command, Connection, Error, Key, Limits, ProtoError, Response, coalesce};
+use crate::config::Config;
+use crate::{Command, Connection, Error, Key, ProtoError, Response, coalesce};
 
 /// A byte stream an async adapter drives a [`Pipe`] over.
 pub trait Transport: Send + Unpin + 'static {
@@ -30,10 +32,25 @@ pub trait Transport: Send + Unpin + 'static {
     fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>>;
     /// Flushes buffered writes (a no-op for plain sockets, needed for TLS streams).
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// Busy polling ([`Config::busy_poll`]): reads what the socket holds right now, with a
+    /// system call even if the runtime believes the socket is not readable, and without
+    /// keeping any wake-up registration. `WouldBlock` means nothing yet. The default does
+    /// not support it (`Unsupported`), which turns busy polling off for this transport.
+    fn read_now(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        let _ = buf;
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }
 
 /// Requests gathered into one write at most while earlier ones await replies.
 const BATCH: usize = 128;
+
+/// What one [`Pipe::read_now`] found.
+enum ReadNow {
+    Bytes,
+    Nothing,
+    Unsupported,
+}
 
 /// The transport of a dead pipe.
 struct Closed;
@@ -60,6 +77,8 @@ pub struct Pipe {
     state: Mutex<PipeState>,
     /// Whether `io` holds bytes the socket would not take yet.
     write_blocked: AtomicBool,
+    /// [`Config::busy_poll`].
+    busy_poll: Duration,
 }
 
 impl std::fmt::Debug for Pipe {
@@ -107,10 +126,11 @@ enum Slot {
 }
 
 impl Pipe {
-    /// A pipe whose decoder enforces `limits`, and the driver that moves its bytes over `io`.
-    pub fn new(io: impl Transport, limits: Limits) -> (Arc<Pipe>, Driver) {
+    /// A pipe with `config`'s decoder limits and busy polling, and the driver that moves its
+    /// bytes over `io`.
+    pub fn new(io: impl Transport, config: &Config) -> (Arc<Pipe>, Driver) {
         let state = PipeState {
-            conn: Connection::with_limits(limits),
+            conn: Connection::with_limits(config.limits),
             slots: HashMap::new(),
             next_slot: 0,
             targets: VecDeque::new(),
@@ -125,6 +145,7 @@ impl Pipe {
             io: Mutex::new(IoHalf { io: Box::new(io), unsent: Bytes::new() }),
             state: Mutex::new(state),
             write_blocked: AtomicBool::new(false),
+            busy_poll: config.busy_poll,
         });
         (pipe.clone(), Driver { pipe })
     }
@@ -169,7 +190,7 @@ impl Pipe {
             }
             (id, idle)
         };
-        let ticket = Ticket { pipe: self.clone(), id, finished: false, reading: false };
+        let ticket = Ticket { pipe: self.clone(), id, finished: false, reading: false, spun: false };
         if idle {
             // An idle connection: write from the caller, saving a hop through the driver.
             // With a no-op waker, a socket that would block is left to the driver. A failed
@@ -255,19 +276,37 @@ impl Pipe {
             let mut state = self.lock();
             state.conn.put_read_buf(buf);
             match read {
-                Poll::Ready(Ok(0)) => {
-                    let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "server closed the connection");
-                    return Err(eof.into());
-                }
-                Poll::Ready(Ok(_)) => state.dispatch()?,
-                Poll::Ready(Err(e)) => return Err(e.into()),
+                Poll::Ready(read) => state.received(read)?,
                 Poll::Pending => return Ok(()),
             }
+        }
+    }
+
+    /// One [`Transport::read_now`].
+    fn read_now(&self) -> Result<ReadNow, Error> {
+        let mut io = self.lock_io();
+        let mut buf = self.lock().conn.take_read_buf();
+        let read = io.io.read_now(&mut buf);
+        let mut state = self.lock();
+        state.conn.put_read_buf(buf);
+        match read {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ReadNow::Nothing),
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => Ok(ReadNow::Unsupported),
+            read => state.received(read).map(|()| ReadNow::Bytes),
         }
     }
 }
 
 impl PipeState {
+    /// Handles the outcome of a read that did not block.
+    fn received(&mut self, read: io::Result<usize>) -> Result<(), Error> {
+        match read {
+            Ok(0) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "server closed the connection").into()),
+            Ok(_) => self.dispatch(),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     fn fail(&mut self, error: Error) {
         if self.dead.is_some() {
             return;
@@ -371,6 +410,9 @@ pub struct Ticket {
     finished: bool,
     /// Whether this ticket read the socket itself (and so may hold its read wake-up).
     reading: bool,
+    /// Whether this ticket already busy-polled (once per request: a caller woken again after
+    /// a spin was left waiting for a slow server; spinning again would only burn CPU).
+    spun: bool,
 }
 
 impl Ticket {
@@ -428,13 +470,47 @@ impl Future for Ticket {
         if let Err(e) = self.pipe.read(cx) {
             self.pipe.fail(e);
         }
-        match self.take_reply(cx) {
+        let mut reply = self.take_reply(cx);
+        if reply.is_none() && !self.spun && !self.pipe.busy_poll.is_zero() {
+            self.spun = true;
+            reply = self.spin(cx);
+        }
+        match reply {
             Some(result) => {
                 self.stop_reading();
                 Poll::Ready(result)
             }
             None => Poll::Pending,
         }
+    }
+}
+
+impl Ticket {
+    /// Busy polling: reads without yielding until the reply is in, or no byte arrived for a
+    /// `busy_poll` window. Then reads once more through `cx`, so that the task is woken when
+    /// the rest arrives (`read_now` keeps no registration).
+    fn spin(&mut self, cx: &mut Context<'_>) -> Option<Result<Response, Error>> {
+        let mut until = Instant::now() + self.pipe.busy_poll;
+        loop {
+            match self.pipe.read_now() {
+                Ok(ReadNow::Bytes) => {
+                    if let Some(reply) = self.take_reply(cx) {
+                        return Some(reply);
+                    }
+                    until = Instant::now() + self.pipe.busy_poll;
+                }
+                Ok(ReadNow::Nothing) if Instant::now() < until => std::hint::spin_loop(),
+                Ok(_) => break,
+                Err(e) => {
+                    self.pipe.fail(e);
+                    break;
+                }
+            }
+        }
+        if let Err(e) = self.pipe.read(cx) {
+            self.pipe.fail(e);
+        }
+        self.take_reply(cx)
     }
 }
 

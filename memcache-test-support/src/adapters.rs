@@ -30,6 +30,9 @@ pub fn configure<C: memcache_proto::config::FromConfig>(cfg: &ClientConfig) -> R
     if let Some(n) = cfg.max_idle_conns {
         b = b.max_idle_conns(n);
     }
+    if let Some(w) = cfg.busy_poll {
+        b = b.busy_poll(w);
+    }
     b.build()
 }
 

@@ -44,11 +44,13 @@ pub struct Options {
     pub workers: usize,
     /// Connections per server for W3 (`max_idle_conns`).
     pub conns: usize,
+    /// The client's busy-polling window (`Builder::busy_poll`), zero for off.
+    pub busy_poll: Duration,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { seconds: 3.0, workers: 32, conns: 2 }
+        Options { seconds: 3.0, workers: 32, conns: 2, busy_poll: Duration::ZERO }
     }
 }
 
@@ -117,7 +119,10 @@ pub fn run<A: Adapter>(workload: Workload, addr: &str, opts: &Options) -> Result
     let opts = opts.clone();
     A::block_on(async move {
         let conns = if workload == Workload::W3 { opts.conns } else { 1 };
-        let cfg = ClientConfig::new([addr]).timeout(Duration::from_secs(5)).max_idle_conns(conns);
+        let cfg = ClientConfig::new([addr])
+            .timeout(Duration::from_secs(5))
+            .max_idle_conns(conns)
+            .busy_poll(opts.busy_poll);
         let client = A::connect(cfg).map_err(|e| format!("connect: {e}"))?;
         let report = match workload {
             Workload::W1 => sequential::<A>(&client, Workload::W1, 0, 20_000, 100).await,

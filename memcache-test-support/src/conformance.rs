@@ -56,6 +56,7 @@ macro_rules! expect_ok {
 }
 
 mod basic;
+mod busy_poll;
 mod concurrency;
 mod faults;
 mod keys;
@@ -63,6 +64,7 @@ mod servers;
 mod util;
 
 pub use basic::*;
+pub use busy_poll::*;
 pub use concurrency::*;
 pub use faults::*;
 pub use keys::*;
@@ -87,6 +89,8 @@ pub struct ClientConfig {
     pub connect_timeout: Option<Duration>,
     /// Per-server connection bound (`Builder::max_idle_conns`).
     pub max_idle_conns: Option<usize>,
+    /// Busy-polling window (`Builder::busy_poll`).
+    pub busy_poll: Option<Duration>,
 }
 
 impl ClientConfig {
@@ -97,6 +101,7 @@ impl ClientConfig {
             timeout: Some(TEST_TIMEOUT),
             connect_timeout: None,
             max_idle_conns: None,
+            busy_poll: None,
         }
     }
 
@@ -109,6 +114,12 @@ impl ClientConfig {
     /// Sets the per-server connection bound.
     pub fn max_idle_conns(mut self, n: usize) -> ClientConfig {
         self.max_idle_conns = Some(n);
+        self
+    }
+
+    /// Sets the busy-polling window.
+    pub fn busy_poll(mut self, window: Duration) -> ClientConfig {
+        self.busy_poll = Some(window);
         self
     }
 }
@@ -229,6 +240,9 @@ macro_rules! conformance_suite {
             sixteen_workers_share_one_client,
             bounded_connections_under_64_workers,
             cancelled_calls_never_cross_answers,
+            // busy polling
+            busy_polling_keeps_every_guarantee,
+            busy_polling_reports_broken_connections,
         );
     };
     (@tests $a:ty; $($name:ident),* $(,)?) => {

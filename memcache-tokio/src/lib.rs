@@ -20,15 +20,16 @@
 #![deny(missing_docs)]
 
 use std::future::Future;
-use std::io;
+use std::io::{self, Read};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use memcache_proto::Endpoint;
 use memcache_proto::async_client::Runtime;
 use memcache_proto::pipeline::Transport;
+use memcache_proto::{Endpoint, read_into_spare};
+use socket2::SockRef;
 use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 #[cfg(unix)]
@@ -112,5 +113,17 @@ impl Transport for Stream {
 
     fn poll_flush(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+
+    /// A `recv` on the socket itself: Tokio's own `try_read` would answer from its readiness
+    /// cache, which only the runtime's IO driver refreshes, and busy polling exists to find
+    /// the reply before that driver runs.
+    fn read_now(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        let socket = match self {
+            Stream::Tcp(s) => SockRef::from(&*s),
+            #[cfg(unix)]
+            Stream::Unix(s) => SockRef::from(&*s),
+        };
+        read_into_spare(buf, |window| (&*socket).read(window), |r| *r.as_ref().unwrap_or(&0))
     }
 }

@@ -2,12 +2,13 @@
 //!
 //! ```text
 //! mcbench --adapter blocking|tokio|tokio-ct|async-std|all --addr 127.0.0.1:PORT --workload W1|W2|W3|W4
-//!         [--seconds 3] [--workers 32] [--conns 2]
+//!         [--seconds 3] [--workers 32] [--conns 2] [--busy-poll-us 0]
 //! ```
 //! Prints one JSON line per run on stdout (`--adapter all`: one per adapter, then a table on
 //! stderr). W3 shares one `Client` among `--workers` workers (threads for blocking, tasks for
 //! the async clients), pipelining on `--conns` connections per server (blocking: a pool of
-//! that many idle connections).
+//! that many idle connections). `--busy-poll-us N` sets the client's `busy_poll` window
+//! (default 0: off), see `Builder::busy_poll`.
 
 use std::process::ExitCode;
 
@@ -39,6 +40,10 @@ fn run() -> Result<(), String> {
             "--seconds" => opts.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?,
             "--workers" => opts.workers = value()?.parse().map_err(|e| format!("--workers: {e}"))?,
             "--conns" => opts.conns = value()?.parse().map_err(|e| format!("--conns: {e}"))?,
+            "--busy-poll-us" => {
+                let us = value()?.parse().map_err(|e| format!("--busy-poll-us: {e}"))?;
+                opts.busy_poll = std::time::Duration::from_micros(us);
+            }
             other => return Err(format!("unknown flag {other}")),
         }
     }
