@@ -215,7 +215,7 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                Command::Get { keys: vec![k("a"), k("b")], cas: true, touch: Some(-5) },
+                Command::Get { keys: vec![k("a"), k("b")].into(), cas: true, touch: Some(-5) },
                 Command::Delete { key: k("noreply"), hold: None, noreply: false },
                 Command::Delete { key: k("x"), hold: Some(0), noreply: true },
                 Command::Stats { arg: Some(StatsArg::new(" a").expect("ok")) },

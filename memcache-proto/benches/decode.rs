@@ -54,7 +54,7 @@ fn multiget(c: &mut Criterion) {
         })
         .collect();
     let reply = render(values);
-    let get = Command::Get { keys, cas: false, touch: None };
+    let get = Command::Get { keys: keys.into(), cas: false, touch: None };
     let mut group = c.benchmark_group("decode");
     group.throughput(Throughput::Bytes(reply.len() as u64));
     let mut conn = Connection::new();
@@ -68,7 +68,7 @@ fn large_value(c: &mut Criterion) {
     let data = Bytes::from((0..512 * 1024).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
     let key = Key::new("big").expect("valid key");
     let reply = render(vec![Value { key: key.to_bytes(), flags: 0, cas: Some(1), data }]);
-    let get = Command::Get { keys: vec![key], cas: true, touch: None };
+    let get = Command::Get { keys: key.into(), cas: true, touch: None };
     let mut group = c.benchmark_group("decode");
     group.throughput(Throughput::Bytes(reply.len() as u64));
     let mut conn = Connection::new();
@@ -87,7 +87,7 @@ fn encode(c: &mut Criterion) {
         value: Bytes::from(vec![b'v'; 100]),
         noreply: false,
     };
-    let get = Command::Get { keys: keys(100), cas: true, touch: None };
+    let get = Command::Get { keys: keys(100).into(), cas: true, touch: None };
     let mut group = c.benchmark_group("encode");
     let mut buf = BytesMut::with_capacity(4096);
     for (name, command) in [("set_100b", &set), ("get_100_keys", &get)] {

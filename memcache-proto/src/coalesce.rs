@@ -85,7 +85,7 @@ mod tests {
 
     #[test]
     fn only_plain_single_key_gets_merge() {
-        let get = |keys: Vec<Key>, cas, touch| Command::Get { keys, cas, touch };
+        let get = |keys: Vec<Key>, cas, touch| Command::Get { keys: keys.into(), cas, touch };
         assert!(mergeable(&get(vec![key("a")], true, None)).is_some());
         assert!(mergeable(&get(vec![key("a")], true, Some(5))).is_none());
         assert!(mergeable(&get(vec![key("a"), key("b")], true, None)).is_none());

@@ -5,7 +5,7 @@
 use bytes::{BufMut, Bytes};
 
 use crate::response::ReplyKind;
-use crate::{Error, Key};
+use crate::{Error, Key, Keys};
 
 /// Where a storage command puts its value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +61,7 @@ pub enum Command {
     /// `get`, `gets` (`cas`), `gat`, `gats` (`touch: Some(exptime)`): retrieve values.
     Get {
         /// Keys to read; duplicates are answered once each.
-        keys: Vec<Key>,
+        keys: Keys,
         /// Ask for CAS tokens (`gets`/`gats`).
         cas: bool,
         /// Also update the expiration (`gat`/`gats`).
@@ -339,7 +339,7 @@ mod tests {
             noreply: false,
         };
         assert_eq!(enc(c), "cas foo 7 0 3 16\r\nqux\r\n");
-        let g = Command::Get { keys: vec![key("a"), key("b")], cas: true, touch: Some(10) };
+        let g = Command::Get { keys: vec![key("a"), key("b")].into(), cas: true, touch: Some(10) };
         assert_eq!(enc(g), "gats 10 a b\r\n");
     }
 }

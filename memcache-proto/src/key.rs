@@ -140,3 +140,74 @@ mod tests {
         assert!(Key::copy_from("ключ".as_bytes()).is_ok());
     }
 }
+
+/// The keys of one `get`: a single key is held inline, several in a `Vec`, so the common
+/// one-key read makes no allocation for its command. Reads as a slice of [`Key`]s.
+#[derive(Clone)]
+pub struct Keys(KeysRepr);
+
+// Inline on purpose: commands already hold a `Key` inline, and boxing it would bring back the
+// allocation this type exists to avoid.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
+enum KeysRepr {
+    One(Key),
+    Many(Vec<Key>),
+}
+
+impl Keys {
+    /// Just `key`.
+    pub fn one(key: Key) -> Keys {
+        Keys(KeysRepr::One(key))
+    }
+}
+
+impl std::ops::Deref for Keys {
+    type Target = [Key];
+    fn deref(&self) -> &[Key] {
+        match &self.0 {
+            KeysRepr::One(key) => std::slice::from_ref(key),
+            KeysRepr::Many(keys) => keys,
+        }
+    }
+}
+
+impl From<Key> for Keys {
+    fn from(key: Key) -> Keys {
+        Keys::one(key)
+    }
+}
+
+impl From<Vec<Key>> for Keys {
+    fn from(keys: Vec<Key>) -> Keys {
+        Keys(KeysRepr::Many(keys))
+    }
+}
+
+impl FromIterator<Key> for Keys {
+    fn from_iter<I: IntoIterator<Item = Key>>(iter: I) -> Keys {
+        Keys::from(iter.into_iter().collect::<Vec<_>>())
+    }
+}
+
+impl PartialEq for Keys {
+    fn eq(&self, other: &Keys) -> bool {
+        self[..] == other[..]
+    }
+}
+
+impl Eq for Keys {}
+
+impl fmt::Debug for Keys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<'a> IntoIterator for &'a Keys {
+    type Item = &'a Key;
+    type IntoIter = std::slice::Iter<'a, Key>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}

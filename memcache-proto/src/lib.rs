@@ -87,7 +87,7 @@ pub use connection::{Completed, Connection, RequestId, read_into_spare};
 pub use decode::Decoder;
 pub use error::{Error, ProtoError};
 pub use item::Item;
-pub use key::{Key, MAX_KEY_LEN, check as check_key};
+pub use key::{Key, Keys, MAX_KEY_LEN, check as check_key};
 pub use limits::Limits;
 pub use response::{ReplyKind, Response};
 pub use selector::{Endpoint, ServerAddr, ServerList, ServerSelector};

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use crate::command::{ArithVerb, Command, StatsArg, StoreVerb};
 use crate::response::{Response, Value};
-use crate::{Error, Item, Key, ProtoError};
+use crate::{Error, Item, Key, Keys, ProtoError};
 
 /// One operation: a command and the interpretation of its reply.
 pub trait Op {
@@ -67,7 +67,7 @@ impl Get {
     }
 
     fn with_touch(key: &str, touch: Option<i32>) -> Result<Get, Error> {
-        let (key, command) = key_command(key, |k| Command::Get { keys: vec![k], cas: true, touch })?;
+        let (key, command) = key_command(key, |k| Command::Get { keys: Keys::one(k), cas: true, touch })?;
         Ok(Get { key, command })
     }
 }
@@ -112,7 +112,7 @@ pub struct GetMulti {
 impl GetMulti {
     /// Reads `keys`, all of which must be valid.
     pub fn new(keys: Vec<Key>) -> GetMulti {
-        GetMulti { command: Command::Get { keys, cas: true, touch: None } }
+        GetMulti { command: Command::Get { keys: keys.into(), cas: true, touch: None } }
     }
 
     fn keys(&self) -> &[Key] {

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::config::Config;
-use crate::{Command, Connection, Error, Key, ProtoError, Response, coalesce};
+use crate::{Command, Connection, Error, Key, Keys, ProtoError, Response, coalesce};
 
 /// A byte stream an async adapter drives a [`Pipe`] over.
 pub trait Transport: Send + Unpin + 'static {
@@ -364,7 +364,7 @@ impl PipeState {
             0 => return,
             1 => {
                 let Some((id, key)) = self.gathered.pop() else { return };
-                self.conn.send(&Command::Get { keys: vec![key], cas: true, touch: None });
+                self.conn.send(&Command::Get { keys: Keys::one(key), cas: true, touch: None });
                 Target::One(id)
             }
             _ => {

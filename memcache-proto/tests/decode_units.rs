@@ -254,7 +254,7 @@ fn pipelined_replies_in_order_with_request_ids() {
     let commands = [
         command_for(ReplyKind::Store),
         command_for(ReplyKind::None),
-        Command::Get { keys: vec![key("a"), key("b")], cas: true, touch: None },
+        Command::Get { keys: vec![key("a"), key("b")].into(), cas: true, touch: None },
         command_for(ReplyKind::Arith),
         command_for(ReplyKind::None),
         command_for(ReplyKind::None),
@@ -308,7 +308,7 @@ fn poll_transmit_coalesces_small_commands() {
     assert_eq!(conn.poll_transmit(), None);
     let commands = [
         command_for(ReplyKind::Store),
-        Command::Get { keys: vec![key("a"), key("b")], cas: false, touch: Some(-1) },
+        Command::Get { keys: vec![key("a"), key("b")].into(), cas: false, touch: Some(-1) },
         command_for(ReplyKind::Arith),
         Command::Verbosity { level: 1, noreply: true },
     ];
@@ -391,7 +391,7 @@ fn large_value_in_small_reads() {
     input.extend_from_slice(&data);
     input.extend_from_slice(b"\r\nEND\r\n");
     let mut conn = Connection::new();
-    conn.send(&Command::Get { keys: vec![key("big")], cas: true, touch: None });
+    conn.send(&Command::Get { keys: key("big").into(), cas: true, touch: None });
     while conn.poll_transmit().is_some() {}
     let mut done = None;
     for chunk in input.chunks(16 * 1024 - 3) {

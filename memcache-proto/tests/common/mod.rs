@@ -15,7 +15,7 @@ pub fn key(k: &str) -> Key {
 /// A command whose reply has shape `kind`.
 pub fn command_for(kind: ReplyKind) -> Command {
     match kind {
-        ReplyKind::Values => Command::Get { keys: vec![key("k")], cas: false, touch: None },
+        ReplyKind::Values => Command::Get { keys: key("k").into(), cas: false, touch: None },
         ReplyKind::Store => Command::Store {
             verb: StoreVerb::Set,
             key: key("k"),
