@@ -2,13 +2,18 @@
 //!
 //! ```text
 //! mcbench --adapter blocking|tokio|tokio-ct|async-std|all --addr 127.0.0.1:PORT --workload W1|W2|W3|W4
-//!         [--seconds 3] [--workers 32] [--conns 2] [--busy-poll-us 0]
+//!         [--seconds 3] [--workers 32] [--conns 2] [--busy-poll-us 0] [--repeat 1]
 //! ```
 //! Prints one JSON line per run on stdout (`--adapter all`: one per adapter, then a table on
 //! stderr). W3 shares one `Client` among `--workers` workers (threads for blocking, tasks for
 //! the async clients), pipelining on `--conns` connections per server (blocking: a pool of
 //! that many idle connections). `--busy-poll-us N` sets the client's `busy_poll` window
 //! (default 0: off), see `Builder::busy_poll`.
+//!
+//! `--adapter` also takes a comma-separated list. `--repeat N` runs the list N times,
+//! interleaved (a, b, a, b, ...), and ends with each adapter's median, min and max: on a
+//! machine whose speed drifts from second to second, interleaved medians compare adapters
+//! fairly where two back-to-back runs may not.
 
 use std::process::ExitCode;
 
@@ -30,6 +35,7 @@ fn run() -> Result<(), String> {
     let mut addr = None;
     let mut workload = None;
     let mut opts = Options::default();
+    let mut repeat = 1usize;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
@@ -40,6 +46,7 @@ fn run() -> Result<(), String> {
             "--seconds" => opts.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?,
             "--workers" => opts.workers = value()?.parse().map_err(|e| format!("--workers: {e}"))?,
             "--conns" => opts.conns = value()?.parse().map_err(|e| format!("--conns: {e}"))?,
+            "--repeat" => repeat = value()?.parse().map_err(|e| format!("--repeat: {e}"))?,
             "--busy-poll-us" => {
                 let us = value()?.parse().map_err(|e| format!("--busy-poll-us: {e}"))?;
                 opts.busy_poll = std::time::Duration::from_micros(us);
@@ -51,10 +58,10 @@ fn run() -> Result<(), String> {
     let workload = workload.ok_or("--workload is required")?;
     let adapters: Vec<&str> = match adapter.as_str() {
         "all" => vec!["blocking", "tokio", "async-std"],
-        one => vec![one],
+        list => list.split(',').collect(),
     };
     let mut reports = Vec::new();
-    for a in &adapters {
+    for a in std::iter::repeat_n(&adapters, repeat.max(1)).flatten() {
         let report = match *a {
             "blocking" => bench::run::<Blocking>(workload, &addr, &opts),
             "tokio" => bench::run::<Tokio>(workload, &addr, &opts),
@@ -67,10 +74,38 @@ fn run() -> Result<(), String> {
         println!("{}", report.json());
         reports.push(report);
     }
-    if reports.len() > 1 {
+    if repeat > 1 {
+        spread(&reports);
+    } else if reports.len() > 1 {
         table(&reports);
     }
     Ok(())
+}
+
+/// Median, min and max of each client's headline figure over the repeated runs.
+fn spread(reports: &[Report]) {
+    eprintln!(
+        "{:<34} {:>9} {:>5} {:>12} {:>12} {:>12}",
+        "client", "workload", "runs", "median", "min", "max"
+    );
+    let mut clients: Vec<&str> = Vec::new();
+    for r in reports {
+        if !clients.contains(&r.client.as_str()) {
+            clients.push(&r.client);
+        }
+    }
+    for client in clients {
+        let mut figures: Vec<f64> = reports
+            .iter()
+            .filter(|r| r.client == client)
+            .map(|r| r.mb_per_s.unwrap_or(r.ops_per_s()))
+            .collect();
+        figures.sort_by(f64::total_cmp);
+        let median = figures[figures.len() / 2];
+        let (min, max) = (figures[0], figures[figures.len() - 1]);
+        let workload = format!("{:?}", reports[0].workload);
+        eprintln!("{client:<34} {workload:>9} {:>5} {median:>12.0} {min:>12.0} {max:>12.0}", figures.len());
+    }
 }
 
 fn table(reports: &[Report]) {
