@@ -91,6 +91,8 @@ struct IoHalf {
     io: Box<dyn Transport>,
     /// The rest of a chunk the socket did not take whole.
     unsent: Bytes,
+    /// Callers to wake once `state` is unlocked (swapped with [`PipeState::woken`]).
+    woken: Vec<Waker>,
 }
 
 struct PipeState {
@@ -110,6 +112,8 @@ struct PipeState {
     queued: usize,
     /// Commands in the last write: 1 when callers take turns, more under concurrency.
     last_batch: usize,
+    /// Callers whose replies came in the current read, woken after `state` is unlocked.
+    woken: Vec<Waker>,
 }
 
 /// The caller(s) a reply of the connection belongs to.
@@ -140,9 +144,10 @@ impl Pipe {
             deferred: false,
             queued: 0,
             last_batch: 0,
+            woken: Vec::new(),
         };
         let pipe = Arc::new(Pipe {
-            io: Mutex::new(IoHalf { io: Box::new(io), unsent: Bytes::new() }),
+            io: Mutex::new(IoHalf { io: Box::new(io), unsent: Bytes::new(), woken: Vec::new() }),
             state: Mutex::new(state),
             write_blocked: AtomicBool::new(false),
             busy_poll: config.busy_poll,
@@ -243,7 +248,7 @@ impl Pipe {
                     None => break,
                 }
             }
-            let IoHalf { io: stream, unsent } = &mut *io;
+            let IoHalf { io: stream, unsent, .. } = &mut *io;
             match stream.poll_write(cx, unsent) {
                 Poll::Ready(Ok(0)) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
                 Poll::Ready(Ok(n)) => {
@@ -276,10 +281,24 @@ impl Pipe {
             let mut state = self.lock();
             state.conn.put_read_buf(buf);
             match read {
-                Poll::Ready(read) => state.received(read)?,
+                Poll::Ready(read) => Pipe::received(&mut io, state, read)?,
                 Poll::Pending => return Ok(()),
             }
         }
+    }
+
+    /// Hands the replies `read` completed to their callers, then wakes those callers once
+    /// `state` is unlocked, so that a caller running at once on another thread finds it free.
+    fn received(
+        io: &mut IoHalf,
+        mut state: MutexGuard<'_, PipeState>,
+        read: io::Result<usize>,
+    ) -> Result<(), Error> {
+        let result = state.received(read);
+        std::mem::swap(&mut io.woken, &mut state.woken);
+        drop(state);
+        io.woken.drain(..).for_each(Waker::wake);
+        result
     }
 
     /// One [`Transport::read_now`].
@@ -292,7 +311,7 @@ impl Pipe {
         match read {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ReadNow::Nothing),
             Err(e) if e.kind() == io::ErrorKind::Unsupported => Ok(ReadNow::Unsupported),
-            read => state.received(read).map(|()| ReadNow::Bytes),
+            read => Pipe::received(&mut io, state, read).map(|()| ReadNow::Bytes),
         }
     }
 }
@@ -395,7 +414,7 @@ impl PipeState {
     fn complete(&mut self, id: u64, response: Response) {
         if let Some(slot) = self.slots.get_mut(&id) {
             if let Slot::Waiting(w) = std::mem::replace(slot, Slot::Done(Ok(response))) {
-                w.into_iter().for_each(Waker::wake);
+                self.woken.extend(w);
             }
         }
     }
