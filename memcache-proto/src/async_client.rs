@@ -238,11 +238,9 @@ impl<R: Runtime> Client<R> {
         loop {
             let (ticket, lease) = self.submit(server, command).await?;
             let reused = lease.reused();
-            let pipe = ticket.pipe().clone();
-            let result = match R::timeout(self.inner.config.timeout, ticket).await {
-                Some(result) => result,
-                None => Err(timed_out(&pipe)),
-            };
+            // No timer per call: the pipe's driver fails the pipe, and so this ticket, when
+            // its oldest request outlives the timeout.
+            let result = ticket.await;
             drop(lease);
             match result {
                 Err(e) if reused && !retried && e.is_stale_connection() => retried = true,
@@ -319,7 +317,7 @@ impl<R: Runtime> Client<R> {
             }
         };
         let io = R::timeout(self.inner.config.connect_timeout, connecting).await.ok_or(Error::Timeout)??;
-        let (pipe, driver) = Pipe::new(io, &self.inner.config);
+        let (pipe, driver) = Pipe::new(io, &self.inner.config, sleep::<R>);
         R::spawn(driver);
         Ok(pipe)
     }
@@ -338,6 +336,13 @@ impl<R: Runtime> Client<R> {
             .or_insert_with(|| Arc::new(ServerPool::new(config.max_idle_conns, config.max_in_flight)));
         Ok(pool.clone())
     }
+}
+
+/// `R`'s timer for [`Pipe::new`], made of its `timeout`.
+fn sleep<R: Runtime>(d: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        let _ = R::timeout(d, std::future::pending::<()>()).await;
+    })
 }
 
 /// A call gave up waiting: the server may be stalled, so its connection is closed.

@@ -21,6 +21,10 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 
+mod driver;
+
+pub use driver::{Driver, Sleep};
+
 use crate::config::Config;
 use crate::{Command, Connection, Error, Key, Keys, ProtoError, Response, coalesce};
 
@@ -79,6 +83,8 @@ pub struct Pipe {
     write_blocked: AtomicBool,
     /// [`Config::busy_poll`].
     busy_poll: Duration,
+    /// [`Config::timeout`]: how long a request may wait for its reply.
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Pipe {
@@ -114,6 +120,10 @@ struct PipeState {
     last_batch: usize,
     /// Callers whose replies came in the current read, woken after `state` is unlocked.
     woken: Vec<Waker>,
+    /// Each request's slot and deadline, oldest first (see [`Driver`]).
+    deadlines: VecDeque<(u64, Instant)>,
+    /// Whether the driver is watching `deadlines`; a submit wakes it when not.
+    watched: bool,
 }
 
 /// The caller(s) a reply of the connection belongs to.
@@ -130,9 +140,9 @@ enum Slot {
 }
 
 impl Pipe {
-    /// A pipe with `config`'s decoder limits and busy polling, and the driver that moves its
-    /// bytes over `io`.
-    pub fn new(io: impl Transport, config: &Config) -> (Arc<Pipe>, Driver) {
+    /// A pipe with `config`'s decoder limits, busy polling and timeout, and the driver that
+    /// moves its bytes over `io` and times requests out with `sleep`.
+    pub fn new(io: impl Transport, config: &Config, sleep: Sleep) -> (Arc<Pipe>, Driver) {
         let state = PipeState {
             conn: Connection::with_limits(config.limits),
             slots: HashMap::new(),
@@ -145,14 +155,17 @@ impl Pipe {
             queued: 0,
             last_batch: 0,
             woken: Vec::new(),
+            deadlines: VecDeque::new(),
+            watched: false,
         };
         let pipe = Arc::new(Pipe {
             io: Mutex::new(IoHalf { io: Box::new(io), unsent: Bytes::new(), woken: Vec::new() }),
             state: Mutex::new(state),
             write_blocked: AtomicBool::new(false),
             busy_poll: config.busy_poll,
+            timeout: config.timeout,
         });
-        (pipe.clone(), Driver { pipe })
+        (pipe.clone(), Driver::new(pipe, sleep))
     }
 
     fn lock(&self) -> MutexGuard<'_, PipeState> {
@@ -182,6 +195,7 @@ impl Pipe {
             let id = state.next_slot;
             state.next_slot += 1;
             state.slots.insert(id, Slot::Waiting(None));
+            state.deadlines.push_back((id, Instant::now() + self.timeout));
             match coalesce::mergeable(command) {
                 Some(key) if !idle => state.gathered.push((id, key.clone())),
                 _ => {
@@ -190,7 +204,7 @@ impl Pipe {
                     state.queued += 1;
                 }
             }
-            if !idle {
+            if !idle || !state.watched {
                 state.wake_driver();
             }
             (id, idle)
@@ -539,57 +553,5 @@ impl Drop for Ticket {
             self.pipe.lock().slots.remove(&self.id);
         }
         self.stop_reading();
-    }
-}
-
-/// The future that moves a pipe's bytes; spawn it on the runtime. It ends when the pipe
-/// dies (socket error, protocol error, [`Pipe::fail`]) or every handle to the pipe is gone.
-#[derive(Debug)]
-pub struct Driver {
-    pipe: Arc<Pipe>,
-}
-
-impl Future for Driver {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let pipe = &self.pipe;
-        let orphaned = Arc::strong_count(pipe) == 1;
-        {
-            let mut state = pipe.lock();
-            if state.dead.is_some() || (orphaned && state.slots.is_empty()) {
-                return Poll::Ready(());
-            }
-            if !state.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                state.driver = Some(cx.waker().clone());
-            }
-        }
-        // Replies first: they may complete the batch in flight and so release the next one.
-        let mut step = pipe.read(cx);
-        if step.is_ok() {
-            // Coalescing: when a batch is ready, yield once before writing it (a self-wake
-            // puts the driver at the back of the run queue), so every caller that is ready to
-            // submit, those just handed their replies included, joins the same write.
-            let blocked = pipe.blocked();
-            let write_now = {
-                let mut state = pipe.lock();
-                let ready = state.wants_write(blocked) && state.batch_ready(blocked);
-                let now = ready && state.deferred;
-                state.deferred = ready && !now;
-                now
-            };
-            if write_now {
-                step = pipe.write(cx);
-            } else if pipe.lock().deferred {
-                cx.waker().wake_by_ref();
-            }
-        }
-        match step {
-            Ok(()) => Poll::Pending,
-            Err(e) => {
-                pipe.fail(e);
-                Poll::Ready(())
-            }
-        }
     }
 }
