@@ -14,7 +14,7 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -85,7 +85,13 @@ pub struct Pipe {
     busy_poll: Duration,
     /// [`Config::timeout`]: how long a request may wait for its reply.
     timeout: Duration,
+    /// [`Pipe::load`], published whenever it changes, so that routing reads it without
+    /// taking `state` ([`DEAD`] once the pipe failed).
+    load: AtomicUsize,
 }
+
+/// [`Pipe::load`] of a dead pipe.
+const DEAD: usize = usize::MAX;
 
 impl std::fmt::Debug for Pipe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -164,6 +170,7 @@ impl Pipe {
             write_blocked: AtomicBool::new(false),
             busy_poll: config.busy_poll,
             timeout: config.timeout,
+            load: AtomicUsize::new(0),
         });
         (pipe.clone(), Driver::new(pipe, sleep))
     }
@@ -207,6 +214,7 @@ impl Pipe {
             if !idle || !state.watched {
                 state.wake_driver();
             }
+            self.publish_load(&state);
             (id, idle)
         };
         let ticket = Ticket { pipe: self.clone(), id, finished: false, reading: false, spun: false };
@@ -232,20 +240,29 @@ impl Pipe {
 
     /// Requests awaiting their reply, or `None` if the pipe is dead: one look for routing.
     pub fn load(&self) -> Option<usize> {
-        let state = self.lock();
-        state.dead.is_none().then(|| state.conn.in_flight() + state.gathered.len())
+        let load = self.load.load(Ordering::Relaxed);
+        (load != DEAD).then_some(load)
     }
 
     /// Whether the pipe failed and must be replaced.
     pub fn is_dead(&self) -> bool {
-        self.lock().dead.is_some()
+        self.load.load(Ordering::Relaxed) == DEAD
+    }
+
+    /// Publishes the load `state` holds now (called with `state` locked).
+    fn publish_load(&self, state: &PipeState) {
+        let load = if state.dead.is_some() { DEAD } else { state.conn.in_flight() + state.gathered.len() };
+        self.load.store(load, Ordering::Relaxed);
     }
 
     /// Kills the pipe: every waiting caller gets `error`, and the socket is closed now, not
     /// when the driver next runs, so the server sees it go even if the runtime is busy.
     pub fn fail(&self, error: Error) {
         let mut io = self.lock_io();
-        self.lock().fail(error);
+        let mut state = self.lock();
+        state.fail(error);
+        self.publish_load(&state);
+        drop(state);
         io.io = Box::new(Closed);
         io.unsent.clear();
     }
@@ -256,7 +273,12 @@ impl Pipe {
         let mut wrote = false;
         loop {
             if io.unsent.is_empty() {
-                let chunk = self.lock().take_transmit();
+                let chunk = {
+                    let mut state = self.lock();
+                    let chunk = state.take_transmit();
+                    self.publish_load(&state);
+                    chunk
+                };
                 match chunk {
                     Some(chunk) => io.unsent = chunk,
                     None => break,
@@ -295,7 +317,7 @@ impl Pipe {
             let mut state = self.lock();
             state.conn.put_read_buf(buf);
             match read {
-                Poll::Ready(read) => Pipe::received(&mut io, state, read)?,
+                Poll::Ready(read) => self.received(&mut io, state, read)?,
                 Poll::Pending => return Ok(()),
             }
         }
@@ -304,11 +326,13 @@ impl Pipe {
     /// Hands the replies `read` completed to their callers, then wakes those callers once
     /// `state` is unlocked, so that a caller running at once on another thread finds it free.
     fn received(
+        &self,
         io: &mut IoHalf,
         mut state: MutexGuard<'_, PipeState>,
         read: io::Result<usize>,
     ) -> Result<(), Error> {
         let result = state.received(read);
+        self.publish_load(&state);
         std::mem::swap(&mut io.woken, &mut state.woken);
         drop(state);
         io.woken.drain(..).for_each(Waker::wake);
@@ -325,7 +349,7 @@ impl Pipe {
         match read {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ReadNow::Nothing),
             Err(e) if e.kind() == io::ErrorKind::Unsupported => Ok(ReadNow::Unsupported),
-            read => Pipe::received(&mut io, state, read).map(|()| ReadNow::Bytes),
+            read => self.received(&mut io, state, read).map(|()| ReadNow::Bytes),
         }
     }
 }
