@@ -230,3 +230,88 @@ impl Drop for Lease {
         state.wake_front();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::task::Wake;
+    use std::time::Duration;
+
+    use bytes::BytesMut;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::pipeline::Transport;
+    use crate::{Limits, ServerList};
+
+    /// A socket that never moves a byte.
+    struct Silent;
+
+    impl Transport for Silent {
+        fn poll_read(&mut self, _: &mut Context<'_>, _: &mut BytesMut) -> Poll<std::io::Result<usize>> {
+            Poll::Pending
+        }
+        fn poll_write(&mut self, _: &mut Context<'_>, _: &[u8]) -> Poll<std::io::Result<usize>> {
+            Poll::Pending
+        }
+        fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn pipe() -> Arc<Pipe> {
+        let config = Config {
+            selector: Arc::new(ServerList::default()),
+            timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            max_idle_conns: 1,
+            max_in_flight: 1,
+            limits: Limits::default(),
+            busy_poll: Duration::ZERO,
+        };
+        Pipe::new(Silent, &config, |_| Box::pin(std::future::pending())).0
+    }
+
+    /// Counts its wake-ups.
+    #[derive(Default)]
+    struct Counter(AtomicUsize);
+
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+
+    fn poll(admit: &mut Admit, counter: &Arc<Counter>) -> Poll<Result<Lease, Error>> {
+        let waker = Waker::from(counter.clone());
+        Pin::new(admit).poll(&mut Context::from_waker(&waker))
+    }
+
+    #[test]
+    fn a_full_pool_admits_in_order_as_places_free_up() {
+        let pool = Arc::new(ServerPool::new(1, 1));
+        let (c1, c2, c3) =
+            (Arc::new(Counter::default()), Arc::new(Counter::default()), Arc::new(Counter::default()));
+        let Poll::Ready(Ok(mut first)) = poll(&mut pool.admit(), &c1) else { panic!("an empty pool admits") };
+        assert!(matches!(first.route(), Some(Route::Open)), "the first request opens the connection");
+        first.opened(pipe());
+
+        let (mut second, mut third) = (pool.admit(), pool.admit());
+        assert!(poll(&mut second, &c2).is_pending(), "the bound of one request is reached");
+        assert!(poll(&mut third, &c3).is_pending(), "the third waits behind the second");
+        assert_eq!(c2.0.load(SeqCst), 0, "nobody woke the second yet");
+
+        drop(first);
+        assert_eq!(c2.0.load(SeqCst), 1, "the finished request woke the oldest waiter");
+        let Poll::Ready(Ok(second)) = poll(&mut second, &c2) else {
+            panic!("the freed place goes to the second")
+        };
+        assert!(matches!(second.route(), Some(Route::Use(_))), "it rides on the open connection");
+        assert!(poll(&mut third, &c3).is_pending(), "the bound still holds for the third");
+
+        drop(third);
+        drop(second);
+        let Poll::Ready(Ok(_)) = poll(&mut pool.admit(), &c1) else { panic!("an idle pool admits at once") };
+        assert_eq!(pool.connections(), 1, "one connection served everyone");
+    }
+}
