@@ -4,11 +4,13 @@
 //! stream (a few lines over `poll_read`/`poll_write`) and spawns the [`Driver`] future on its
 //! runtime. Callers [`submit`](Pipe::submit) commands and await the returned [`Ticket`].
 //!
-//! Cancellation safety comes from ownership: only the driver reads, and it reads every reply
-//! in request order. A caller that drops its ticket abandons the reply, which the driver then
-//! reads and discards (drains), so no later caller can ever receive it. A caller that gives up
-//! because of a timeout [`fail`](Pipe::fail)s the pipe instead: the server may be stalled, so
-//! the socket is closed and later calls get a fresh one.
+//! Cancellation safety comes from ownership: one reader at a time (the driver, or a caller
+//! alone on the connection reading its own reply) reads every reply in request order. A
+//! caller that drops its ticket abandons the reply, which is then read and discarded
+//! (drained), so no later caller can ever receive it. Every request must be answered within
+//! the configured timeout: when the oldest waiting one is late, the driver
+//! [`fail`](Pipe::fail)s the pipe, because the server may be stalled; the socket is closed,
+//! every caller on it gets [`Error::Timeout`], and later calls get a fresh connection.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
