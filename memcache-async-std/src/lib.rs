@@ -68,11 +68,7 @@ impl fmt::Debug for Stream {
 
 impl Transport for Stream {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
-        let filled = |r: &Poll<io::Result<usize>>| match r {
-            Poll::Ready(Ok(n)) => *n,
-            _ => 0,
-        };
-        read_into_spare(buf, |window| Pin::new(&mut self.0).poll_read(cx, window), filled)
+        read_into_spare(buf, |window| Pin::new(&mut self.0).poll_read(cx, window))
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {

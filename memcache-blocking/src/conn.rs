@@ -123,8 +123,7 @@ impl Conn {
     /// One read straight into the protocol's buffer.
     fn fill(&mut self) -> Result<(), Error> {
         let io = self.stream.io();
-        let result =
-            read_into_spare(self.proto.read_buf(), |window| io.read(window), |r| *r.as_ref().unwrap_or(&0));
+        let result = read_into_spare(self.proto.read_buf(), |window| io.read(window));
         match result {
             Ok(0) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "server closed the connection").into()),
             Ok(_) => Ok(()),

@@ -83,7 +83,7 @@ pub mod response;
 mod selector;
 
 pub use command::Command;
-pub use connection::{Completed, Connection, RequestId, read_into_spare};
+pub use connection::{Completed, Connection, ReadOutcome, RequestId, read_into_spare};
 pub use decode::Decoder;
 pub use error::{Error, ProtoError};
 pub use item::Item;

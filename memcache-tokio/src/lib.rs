@@ -124,6 +124,6 @@ impl Transport for Stream {
             #[cfg(unix)]
             Stream::Unix(s) => SockRef::from(&*s),
         };
-        read_into_spare(buf, |window| (&*socket).read(window), |r| *r.as_ref().unwrap_or(&0))
+        read_into_spare(buf, |window| (&*socket).read(window))
     }
 }
