@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use memcache_proto::command::StoreVerb;
-use memcache_proto::config::{Builder, Config, FromConfig};
+use memcache_proto::config::{Builder, Config, FromConfig, deadline};
 use memcache_proto::multi::{self, MultiOutcome};
 use memcache_proto::op::{Admin, Get, KeyedOp, Mutate, Op, Stats, Store};
 use memcache_proto::{Command, Error, Item, Response, ServerAddr, ServerSelector};
@@ -182,7 +182,7 @@ impl Client {
     fn request(&self, server: &ServerAddr, command: &Command) -> Result<Response, Error> {
         let mut retried = false;
         loop {
-            let deadline = Instant::now() + self.inner.config.timeout;
+            let deadline = deadline(Instant::now(), self.inner.config.timeout);
             let (mut conn, reused, pool) = self.checkout(server, deadline)?;
             let result = conn.send(command).and_then(|()| conn.receive(deadline));
             Self::checkin(&pool, conn, result.as_ref().err());
@@ -195,7 +195,7 @@ impl Client {
 
     /// Sends every op to its server, then reads every reply: all servers work concurrently.
     fn fan_out<O: Op>(&self, mut plan: Vec<(ServerAddr, O)>) -> Vec<(ServerAddr, Result<O::Output, Error>)> {
-        let deadline = Instant::now() + self.inner.config.timeout;
+        let deadline = deadline(Instant::now(), self.inner.config.timeout);
         // One order for taking connections to several servers, so two calls can't each hold
         // one server's last connection while waiting for the other's.
         plan.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));

@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use memcache_proto::config::Config;
+use memcache_proto::config::{self, Config};
 use memcache_proto::{Connection, Endpoint, Error, Response, ServerAddr, read_into_spare};
 
 enum Stream {
@@ -156,14 +156,14 @@ impl Conn {
     /// Busy polling: reads without sleeping until the reply is complete, or until no byte has
     /// arrived for a `busy_poll` window, or `deadline`. `None` leaves the rest to blocking reads.
     fn spin(&mut self, deadline: Instant) -> Result<Option<Response>, Error> {
-        let mut until = deadline.min(Instant::now() + self.busy_poll);
+        let mut until = deadline.min(config::deadline(Instant::now(), self.busy_poll));
         loop {
             match self.fill() {
                 Ok(()) => {
                     if let Some(done) = self.proto.poll_response()? {
                         return Ok(Some(done.response));
                     }
-                    until = deadline.min(Instant::now() + self.busy_poll);
+                    until = deadline.min(config::deadline(Instant::now(), self.busy_poll));
                 }
                 Err(Error::Timeout) if Instant::now() < until => std::hint::spin_loop(),
                 Err(Error::Timeout) => return Ok(None),

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::{Error, Limits, ServerList, ServerSelector};
 
@@ -12,6 +12,13 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// gomemcache's `DefaultMaxIdleConns`: idle connections kept per server.
 pub const DEFAULT_MAX_IDLE_CONNS: usize = 2;
+
+/// `after` past `from`, for deadlines: a duration too large for the clock (`Duration::MAX`
+/// given as "no timeout") gives a deadline a century away instead of an overflow panic.
+pub fn deadline(from: Instant, after: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    [after, CENTURY, CENTURY / 100].into_iter().find_map(|d| from.checked_add(d)).unwrap_or(from)
+}
 
 /// Everything an adapter needs to build a client; made by [`Builder`].
 #[derive(Clone)]

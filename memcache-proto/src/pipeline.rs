@@ -27,7 +27,7 @@ mod driver;
 
 pub use driver::{Driver, Sleep};
 
-use crate::config::Config;
+use crate::config::{Config, deadline};
 use crate::{Command, Connection, Error, Key, Keys, ProtoError, Response, coalesce};
 
 /// A byte stream an async adapter drives a [`Pipe`] over.
@@ -204,7 +204,7 @@ impl Pipe {
             let id = state.next_slot;
             state.next_slot += 1;
             state.slots.insert(id, Slot::Waiting(None));
-            state.deadlines.push_back((id, Instant::now() + self.timeout));
+            state.deadlines.push_back((id, deadline(Instant::now(), self.timeout)));
             match coalesce::mergeable(command) {
                 Some(key) if !idle => state.gathered.push((id, key.clone())),
                 _ => {
@@ -549,21 +549,21 @@ impl Ticket {
     /// `busy_poll` window. Then reads once more through `cx`, so that the task is woken when
     /// the rest arrives (`read_now` keeps no registration).
     fn spin(&mut self, cx: &mut Context<'_>) -> Option<Result<Response, Error>> {
-        let mut until = Instant::now() + self.pipe.busy_poll;
+        let mut until = deadline(Instant::now(), self.pipe.busy_poll);
         loop {
             match self.pipe.read_now() {
-                Ok(ReadNow::Bytes) => {
-                    if let Some(reply) = self.take_reply(cx) {
-                        return Some(reply);
-                    }
-                    until = Instant::now() + self.pipe.busy_poll;
-                }
+                Ok(ReadNow::Bytes) => until = deadline(Instant::now(), self.pipe.busy_poll),
                 Ok(ReadNow::Nothing) if Instant::now() < until => std::hint::spin_loop(),
                 Ok(_) => break,
                 Err(e) => {
                     self.pipe.fail(e);
                     break;
                 }
+            }
+            // Checked on every turn, not only when this ticket read bytes: the driver may
+            // have read the reply meanwhile, or failed the pipe at its deadline.
+            if let Some(reply) = self.take_reply(cx) {
+                return Some(reply);
             }
         }
         if let Err(e) = self.pipe.read(cx) {

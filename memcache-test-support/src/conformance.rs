@@ -213,6 +213,7 @@ macro_rules! conformance_suite {
             incr_on_non_number_keeps_connection,
             touch_and_get_and_touch,
             flags_and_expiration,
+            duration_max_timeouts_mean_no_deadline,
             // keys and values
             empty_and_binary_values,
             longest_and_non_ascii_keys,

@@ -283,3 +283,19 @@ pub async fn flags_and_expiration<A: Adapter>() {
         check_item(&expect_ok!(A::get(&c, "f2").await, "get"), "f2", b"v", flags, flags);
     }
 }
+
+/// `Duration::MAX` as the timeout (and as the busy-polling window) means "wait as long as it
+/// takes": every kind of call works, none overflows the clock.
+pub async fn duration_max_timeouts_mean_no_deadline<A: Adapter>() {
+    let m = Memcached::start();
+    let cfg =
+        ClientConfig::new([m.addr()]).timeout(std::time::Duration::MAX).busy_poll(std::time::Duration::MAX);
+    let c = client::<A>(cfg);
+    expect_ok!(A::set(&c, &Item::new("k", "v")).await, "set");
+    check_item(&expect_ok!(A::get(&c, "k").await, "get"), "k", b"v", 0, "get");
+    let multi = expect_ok!(A::get_multi(&c, &["k", "missing"]).await, "get_multi");
+    assert_eq!(multi.len(), 1, "get_multi: {:?}", multi.keys());
+    expect_err!(A::get(&c, "missing").await, Error::CacheMiss, "miss");
+    expect_ok!(A::ping(&c).await, "ping");
+    assert!(expect_ok!(A::stats(&c).await, "stats")[&m.addr()].contains_key("pid"), "stats");
+}
