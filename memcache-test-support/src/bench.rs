@@ -117,7 +117,7 @@ pub fn value(i: usize, n: usize) -> Vec<u8> {
 pub fn run<A: Adapter>(workload: Workload, addr: &str, opts: &Options) -> Result<Report, String> {
     let addr = addr.to_owned();
     let opts = opts.clone();
-    A::block_on(async move {
+    A::run(async move {
         let conns = if workload == Workload::W3 { opts.conns } else { 1 };
         let cfg = ClientConfig::new([addr])
             .timeout(Duration::from_secs(5))

@@ -10,6 +10,10 @@
 //! that many idle connections). `--busy-poll-us N` sets the client's `busy_poll` window
 //! (default 0: off), see `Builder::busy_poll`.
 //!
+//! Each workload runs the way an application on that runtime runs its work: on Tokio's
+//! multi-thread runtime as a task on a worker (its `block_on` thread is not a worker, so every
+//! reply would cross threads), elsewhere on the `block_on` thread.
+//!
 //! `--adapter` also takes a comma-separated list. `--repeat N` runs the list N times,
 //! interleaved (a, b, a, b, ...), and ends with each adapter's median, min and max: on a
 //! machine whose speed drifts from second to second, interleaved medians compare adapters
