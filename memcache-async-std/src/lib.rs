@@ -12,7 +12,7 @@
 //! # }
 //! ```
 //!
-//! [`Client`] is [`memcache_proto::async_client::Client`] on the [`AsyncStd`] runtime, so it
+//! [`Client`] is [`memcache_proto::driver::Client`] on the [`AsyncStd`] runtime, so it
 //! behaves exactly like `memcache-tokio`'s: pipelining on a few connections per server,
 //! per-call deadlines (default 100 ms), and futures that may be dropped at any point.
 //!
@@ -32,22 +32,22 @@ use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_std::net::TcpStream;
 #[cfg(unix)]
 use async_std::os::unix::net::UnixStream;
 use bytes::BytesMut;
 use futures_io::{AsyncRead, AsyncWrite};
-use memcache_proto::async_client::{Connector, Runtime};
-use memcache_proto::pipeline::Transport;
-use memcache_proto::{Endpoint, read_into_spare};
+use memcache_proto::Endpoint;
+use memcache_proto::driver::{Connector, Runtime, Transport};
+use memcache_proto::io::read_into_spare;
 
 pub use memcache_proto::prelude::*;
 
-/// The memcached client on async-std. See [`memcache_proto::async_client::Client`] for its
+/// The memcached client on async-std. See [`memcache_proto::driver::Client`] for its
 /// calls.
-pub type Client = memcache_proto::async_client::Client<AsyncStd>;
+pub type Client = memcache_proto::driver::Client<AsyncStd>;
 
 /// The async-std [`Runtime`]: async-std sockets, `task::spawn` and `future::timeout`.
 #[derive(Debug, Clone, Copy)]
@@ -111,6 +111,11 @@ impl Runtime for AsyncStd {
 
     async fn timeout<F: Future + Send>(d: Duration, f: F) -> Option<F::Output> {
         async_std::future::timeout(d, f).await.ok()
+    }
+
+    /// The system's monotonic clock, which async-std's timers follow.
+    fn now() -> Instant {
+        Instant::now()
     }
 }
 

@@ -7,7 +7,8 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use memcache_proto::config::{self, Config};
-use memcache_proto::{Connection, Endpoint, Error, Response, ServerAddr, read_into_spare};
+use memcache_proto::io::read_into_spare;
+use memcache_proto::{Connection, Endpoint, Error, Response, ServerAddr};
 
 enum Stream {
     Tcp(TcpStream),

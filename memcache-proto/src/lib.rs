@@ -13,10 +13,15 @@
 //! - [`ServerList`] / [`ServerSelector`]: gomemcache's CRC32 sharding, bit for bit.
 //! - [`Error`]: the one error type every adapter returns.
 //! - [`config`]: the one `Builder` and its defaults (100 ms timeout, 2 connections per server).
-//! - [`pipeline`], [`pool`] and [`async_client`]: runtime-neutral pipelining for async
-//!   adapters. They use only `std::task`; an adapter supplies a socket type, a spawner and a
-//!   timer through [`async_client::Runtime`], so Tokio and async-std share one client.
-//!   Concurrent single-key gets to a server are merged into one multi-key `gets` on the wire.
+//! - [`io`]: reading into a connection's buffer through `Read`-style APIs, for adapters.
+//!
+//! # Two layers
+//!
+//! Everything above is the protocol: pure, with no socket, thread, lock, clock or runtime.
+//! The optional `driver` module (feature `driver`, enabled by the async adapters) is the
+//! second layer: the async client written once for every runtime, which shares pipelined
+//! connections between tasks. It still owns no runtime or clock: an adapter supplies its
+//! sockets, spawner, timer and the current time through `driver::Runtime`.
 //!
 //! # Driving a connection
 //!
@@ -64,26 +69,26 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod async_client;
-mod coalesce;
 pub mod command;
 pub mod config;
 mod connection;
 mod decode;
+#[cfg(feature = "driver")]
+#[cfg_attr(docsrs, doc(cfg(feature = "driver")))]
+pub mod driver;
 mod error;
+pub mod io;
 mod item;
 mod key;
 mod limits;
 pub mod multi;
 pub mod op;
-pub mod pipeline;
-pub mod pool;
 pub mod prelude;
 pub mod response;
 mod selector;
 
 pub use command::Command;
-pub use connection::{Completed, Connection, ReadOutcome, RequestId, read_into_spare};
+pub use connection::{Completed, Connection, RequestId};
 pub use decode::Decoder;
 pub use error::{Error, ProtoError};
 pub use item::Item;

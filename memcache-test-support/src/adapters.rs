@@ -1,7 +1,7 @@
 //! The [`Adapter`] of each client crate: one place that maps the suite's calls onto every
 //! client, used by each adapter's conformance test and by `mcbench`.
 //!
-//! The two async clients are the same generic [`async_client::Client`] on different
+//! The two async clients are the same generic [`driver::Client`] on different
 //! runtimes, so they share one implementation, [`AsyncAdapter`], parameterised by an
 //! [`Executor`] that runs tests, spawns workers and applies deadlines.
 
@@ -11,8 +11,8 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::time::Duration;
 
-use memcache_proto::async_client::{self, Runtime};
 use memcache_proto::config::Builder;
+use memcache_proto::driver::{self, Runtime};
 use memcache_proto::multi::MultiOutcome;
 use memcache_proto::{Error, Item};
 
@@ -62,7 +62,7 @@ pub trait Executor: 'static {
 pub struct AsyncAdapter<R, E>(PhantomData<fn() -> (R, E)>);
 
 impl<R: Runtime, E: Executor> Adapter for AsyncAdapter<R, E> {
-    type Client = async_client::Client<R>;
+    type Client = driver::Client<R>;
     const NAME: &'static str = E::NAME;
 
     fn block_on<F: Future>(f: F) -> F::Output {

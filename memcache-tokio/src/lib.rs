@@ -11,7 +11,7 @@
 //! # }
 //! ```
 //!
-//! [`Client`] is [`memcache_proto::async_client::Client`] on the [`Tokio`] runtime: requests
+//! [`Client`] is [`memcache_proto::driver::Client`] on the [`Tokio`] runtime: requests
 //! from many tasks are pipelined on a few connections per server (memcached answers in
 //! order), each call has a deadline (default 100 ms), and dropping a call's future at any
 //! point is safe: its reply is read and discarded, never handed to another caller. The
@@ -23,12 +23,12 @@ use std::future::Future;
 use std::io::{self, Read};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use memcache_proto::async_client::Runtime;
-use memcache_proto::pipeline::Transport;
-use memcache_proto::{Endpoint, read_into_spare};
+use memcache_proto::Endpoint;
+use memcache_proto::driver::{Runtime, Transport};
+use memcache_proto::io::read_into_spare;
 use socket2::SockRef;
 use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
@@ -37,8 +37,8 @@ use tokio::net::UnixStream;
 
 pub use memcache_proto::prelude::*;
 
-/// The memcached client on Tokio. See [`memcache_proto::async_client::Client`] for its calls.
-pub type Client = memcache_proto::async_client::Client<Tokio>;
+/// The memcached client on Tokio. See [`memcache_proto::driver::Client`] for its calls.
+pub type Client = memcache_proto::driver::Client<Tokio>;
 
 /// The Tokio [`Runtime`]: Tokio sockets, `tokio::spawn` and `tokio::time::timeout`.
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +77,11 @@ impl Runtime for Tokio {
 
     async fn timeout<F: Future + Send>(d: Duration, f: F) -> Option<F::Output> {
         tokio::time::timeout(d, f).await.ok()
+    }
+
+    /// Tokio's clock, which its timers follow (and which a test may pause and advance).
+    fn now() -> Instant {
+        tokio::time::Instant::now().into_std()
     }
 }
 

@@ -9,15 +9,27 @@ use std::time::{Duration, Instant};
 use super::{Pipe, PipeState, Slot};
 use crate::Error;
 
-/// A timer from the adapter's runtime: a future that completes after the given time.
-pub type Sleep = fn(Duration) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+/// The runtime's time, handed to a pipe: the driver never reads the system clock itself, so
+/// a runtime (or a test) that controls time controls every deadline.
+#[derive(Clone, Copy)]
+pub struct Clock {
+    /// The current instant.
+    pub now: fn() -> Instant,
+    /// A future that completes once the given time has passed.
+    pub sleep: fn(Duration) -> Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
+}
 
 /// The future that moves a pipe's bytes; spawn it on the runtime. It ends when the pipe
 /// dies (socket error, protocol error, [`Pipe::fail`], a request past its deadline) or every
 /// handle to the pipe is gone.
 pub struct Driver {
     pipe: Arc<Pipe>,
-    sleep: Sleep,
     /// Armed while requests may be waiting; see [`Driver::watch`].
     timer: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
@@ -29,8 +41,8 @@ impl std::fmt::Debug for Driver {
 }
 
 impl Driver {
-    pub(super) fn new(pipe: Arc<Pipe>, sleep: Sleep) -> Driver {
-        Driver { pipe, sleep, timer: None }
+    pub(super) fn new(pipe: Arc<Pipe>) -> Driver {
+        Driver { pipe, timer: None }
     }
 
     /// Deadlines with one timer per connection instead of one per call: memcached answers in
@@ -42,7 +54,7 @@ impl Driver {
     fn watch(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
         loop {
             let oldest = self.pipe.lock().oldest_deadline(self.timer.is_some());
-            let now = Instant::now();
+            let now = (self.pipe.clock.now)();
             if oldest.is_some_and(|deadline| deadline <= now) {
                 return Err(Error::Timeout);
             }
@@ -51,7 +63,7 @@ impl Driver {
                     Poll::Pending => return Ok(()),
                     Poll::Ready(()) => self.timer = None,
                 },
-                (None, Some(deadline)) => self.timer = Some((self.sleep)(deadline - now)),
+                (None, Some(deadline)) => self.timer = Some((self.pipe.clock.sleep)(deadline - now)),
                 (None, None) => return Ok(()),
             }
         }

@@ -25,12 +25,14 @@ use bytes::{Buf, Bytes, BytesMut};
 
 mod driver;
 
-pub use driver::{Driver, Sleep};
+pub use driver::{Clock, Driver};
 
+use super::coalesce;
 use crate::config::{Config, deadline};
-use crate::{Command, Connection, Error, Key, Keys, ProtoError, Response, coalesce};
+use crate::{Command, Connection, Error, Key, Keys, ProtoError, Response};
 
-/// A byte stream an async adapter drives a [`Pipe`] over.
+/// A connected byte stream the client drives: one per connection, shared by the callers
+/// pipelined on it. An adapter implements it for its runtime's sockets in a few lines.
 pub trait Transport: Send + Unpin + 'static {
     /// Reads into `buf`'s spare capacity (appending), like `AsyncRead::poll_read`.
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>>;
@@ -87,6 +89,8 @@ pub struct Pipe {
     busy_poll: Duration,
     /// [`Config::timeout`]: how long a request may wait for its reply.
     timeout: Duration,
+    /// The runtime's time.
+    clock: Clock,
     /// [`Pipe::load`], published whenever it changes, so that routing reads it without
     /// taking `state` ([`DEAD`] once the pipe failed).
     load: AtomicUsize,
@@ -149,8 +153,8 @@ enum Slot {
 
 impl Pipe {
     /// A pipe with `config`'s decoder limits, busy polling and timeout, and the driver that
-    /// moves its bytes over `io` and times requests out with `sleep`.
-    pub fn new(io: impl Transport, config: &Config, sleep: Sleep) -> (Arc<Pipe>, Driver) {
+    /// moves its bytes over `io` and times requests out by `clock`.
+    pub fn new(io: impl Transport, config: &Config, clock: Clock) -> (Arc<Pipe>, Driver) {
         let state = PipeState {
             conn: Connection::with_limits(config.limits),
             slots: HashMap::new(),
@@ -172,9 +176,10 @@ impl Pipe {
             write_blocked: AtomicBool::new(false),
             busy_poll: config.busy_poll,
             timeout: config.timeout,
+            clock,
             load: AtomicUsize::new(0),
         });
-        (pipe.clone(), Driver::new(pipe, sleep))
+        (pipe.clone(), Driver::new(pipe))
     }
 
     fn lock(&self) -> MutexGuard<'_, PipeState> {
@@ -204,7 +209,7 @@ impl Pipe {
             let id = state.next_slot;
             state.next_slot += 1;
             state.slots.insert(id, Slot::Waiting(None));
-            state.deadlines.push_back((id, deadline(Instant::now(), self.timeout)));
+            state.deadlines.push_back((id, deadline((self.clock.now)(), self.timeout)));
             match coalesce::mergeable(command) {
                 Some(key) if !idle => state.gathered.push((id, key.clone())),
                 _ => {
@@ -549,11 +554,11 @@ impl Ticket {
     /// `busy_poll` window. Then reads once more through `cx`, so that the task is woken when
     /// the rest arrives (`read_now` keeps no registration).
     fn spin(&mut self, cx: &mut Context<'_>) -> Option<Result<Response, Error>> {
-        let mut until = deadline(Instant::now(), self.pipe.busy_poll);
+        let mut until = deadline((self.pipe.clock.now)(), self.pipe.busy_poll);
         loop {
             match self.pipe.read_now() {
-                Ok(ReadNow::Bytes) => until = deadline(Instant::now(), self.pipe.busy_poll),
-                Ok(ReadNow::Nothing) if Instant::now() < until => std::hint::spin_loop(),
+                Ok(ReadNow::Bytes) => until = deadline((self.pipe.clock.now)(), self.pipe.busy_poll),
+                Ok(ReadNow::Nothing) if (self.pipe.clock.now)() < until => std::hint::spin_loop(),
                 Ok(_) => break,
                 Err(e) => {
                     self.pipe.fail(e);

@@ -1,9 +1,10 @@
-//! The async client, written once for every runtime.
+//! The async [`Client`] and the [`Runtime`] an adapter supplies.
 //!
 //! `memcache-tokio` and `memcache-async-std` are this [`Client`] with their [`Runtime`]:
-//! a socket type, a way to spawn a task and a timer. Everything else (pooling, pipelining,
-//! timeouts, cancellation, multi-server calls) is here, so the two behave identically. Nothing
-//! here blocks, spawns or sleeps by itself: the runtime does, through the trait.
+//! a socket type, a way to spawn a task, a timer and a clock. Everything else (pooling,
+//! pipelining, timeouts, cancellation, multi-server calls) is here, so the two behave
+//! identically. Nothing here blocks, spawns, sleeps or reads the time by itself: the runtime
+//! does, through the trait.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -13,17 +14,17 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use super::pipeline::{Clock, Pipe, Ticket, Transport};
+use super::pool::{Lease, Route, ServerPool};
 use crate::command::StoreVerb;
 use crate::config::{Builder, Config, FromConfig};
 use crate::multi::{self, MultiOutcome};
 use crate::op::{Admin, Get, KeyedOp, Mutate, Op, Stats, Store};
-use crate::pipeline::{Pipe, Ticket, Transport};
-use crate::pool::{Lease, Route, ServerPool};
 use crate::{Endpoint, Error, Item, ServerAddr, ServerSelector};
 
-/// What an async adapter supplies: its socket, task spawning and timer.
+/// What an async adapter supplies: its socket, task spawning, timer and clock.
 pub trait Runtime: Send + Sync + 'static {
     /// The connected stream.
     type Io: Transport;
@@ -33,6 +34,9 @@ pub trait Runtime: Send + Sync + 'static {
     fn spawn<F: Future<Output = ()> + Send + 'static>(task: F);
     /// Runs `f` for at most `d`; `None` if it did not finish (then `f` is dropped).
     fn timeout<F: Future + Send>(d: Duration, f: F) -> impl Future<Output = Option<F::Output>> + Send;
+    /// The current instant on the runtime's clock (the one its timers follow). Every deadline
+    /// the client enforces is measured with it; nothing in the client reads the system clock.
+    fn now() -> Instant;
 }
 
 /// Opens a transport for a server: lets a client run over any stream (TLS, a proxy, a stream
@@ -317,7 +321,7 @@ impl<R: Runtime> Client<R> {
             }
         };
         let io = R::timeout(self.inner.config.connect_timeout, connecting).await.ok_or(Error::Timeout)??;
-        let (pipe, driver) = Pipe::new(io, &self.inner.config, sleep::<R>);
+        let (pipe, driver) = Pipe::new(io, &self.inner.config, Clock { now: R::now, sleep: sleep::<R> });
         R::spawn(driver);
         Ok(pipe)
     }
@@ -338,7 +342,7 @@ impl<R: Runtime> Client<R> {
     }
 }
 
-/// `R`'s timer for [`Pipe::new`], made of its `timeout`.
+/// `R`'s timer for the pipe's [`Clock`], made of its `timeout`.
 fn sleep<R: Runtime>(d: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
     Box::pin(async move {
         let _ = R::timeout(d, std::future::pending::<()>()).await;

@@ -7,8 +7,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
+use super::pipeline::Pipe;
 use crate::Error;
-use crate::pipeline::Pipe;
 
 /// The pipelined connections to one server.
 #[derive(Debug)]
@@ -72,6 +72,7 @@ impl ServerPool {
     }
 
     /// Connections currently open.
+    #[cfg(test)]
     pub fn connections(&self) -> usize {
         self.lock().pipes.len()
     }
@@ -241,8 +242,9 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
-    use crate::pipeline::Transport;
+    use crate::driver::pipeline::{Clock, Transport};
     use crate::{Limits, ServerList};
+    use std::time::Instant;
 
     /// A socket that never moves a byte.
     struct Silent;
@@ -269,7 +271,8 @@ mod tests {
             limits: Limits::default(),
             busy_poll: Duration::ZERO,
         };
-        Pipe::new(Silent, &config, |_| Box::pin(std::future::pending())).0
+        let clock = Clock { now: Instant::now, sleep: |_| Box::pin(std::future::pending()) };
+        Pipe::new(Silent, &config, clock).0
     }
 
     /// Counts its wake-ups.
