@@ -9,7 +9,8 @@ use memcache_proto::command::StoreVerb;
 use memcache_proto::config::{Builder, Config, FromConfig, deadline};
 use memcache_proto::multi::{self, MultiOutcome};
 use memcache_proto::op::{Admin, Get, KeyedOp, Mutate, Op, Stats, Store};
-use memcache_proto::{Command, Error, Item, Response, ServerAddr, ServerSelector};
+use memcache_proto::retry::{self, Attempt};
+use memcache_proto::{Error, Item, Response, ServerAddr, ServerSelector};
 
 use crate::conn::Conn;
 use crate::pool::ServerPool;
@@ -173,24 +174,40 @@ impl Client {
 
     fn keyed<O: KeyedOp>(&self, op: O) -> Result<O::Output, Error> {
         let server = self.inner.config.selector.pick_server(op.key().as_bytes())?;
-        let response = self.request(&server, op.command());
-        op.finish(response?)
+        self.request(&server, op, false)
     }
 
-    /// One request and its reply, under the call's deadline. A pooled connection found stale
-    /// is replaced once (see [`Error::is_stale_connection`]).
-    fn request(&self, server: &ServerAddr, command: &Command) -> Result<Response, Error> {
-        let mut retried = false;
-        loop {
-            let deadline = deadline(Instant::now(), self.inner.config.timeout);
-            let (mut conn, reused, pool) = self.checkout(server, deadline)?;
-            let result = conn.send(command).and_then(|()| conn.receive(deadline));
-            Self::checkin(&pool, conn, result.as_ref().err());
-            match result {
-                Err(e) if reused && !retried && e.is_stale_connection() => retried = true,
-                result => return result,
+    /// One request and its reply, under the call's deadline (`resent`: this is the one resend
+    /// the retry rule allows).
+    fn request<O: Op>(&self, server: &ServerAddr, op: O, resent: bool) -> Result<O::Output, Error> {
+        let deadline = deadline(Instant::now(), self.inner.config.timeout);
+        let (mut conn, reused, pool) = self.checkout(server, deadline)?;
+        let reply = conn.send(op.command(), deadline).and_then(|()| conn.receive(deadline));
+        self.settle(server, op, (conn, reused, pool), reply, resent)
+    }
+
+    /// Ends an attempt: the op's result from its reply, the connection back to its pool only
+    /// if that result leaves it in sync, and, if the exchange failed and
+    /// [`retry::may_resend`] allows it, the request once more on another connection.
+    fn settle<O: Op>(
+        &self,
+        server: &ServerAddr,
+        op: O,
+        (conn, reused, pool): (Conn, bool, Arc<ServerPool>),
+        reply: Result<Response, Error>,
+        resent: bool,
+    ) -> Result<O::Output, Error> {
+        let e = match reply {
+            Ok(response) => {
+                let result = op.finish(response);
+                Self::checkin(&pool, conn, Error::keeps_connection(&result));
+                return result;
             }
-        }
+            Err(e) => e,
+        };
+        let attempt = Attempt::on(reused).written(conn.wrote_any()).resent(resent);
+        Self::checkin(&pool, conn, false);
+        if retry::may_resend(op.command(), attempt, &e) { self.request(server, op, true) } else { Err(e) }
     }
 
     /// Sends every op to its server, then reads every reply: all servers work concurrently.
@@ -202,29 +219,20 @@ impl Client {
         let sent: Vec<_> = plan
             .into_iter()
             .map(|(server, op)| {
-                let conn = self.checkout(&server, deadline).and_then(|(mut conn, reused, pool)| {
-                    match conn.send(op.command()) {
-                        Ok(()) => Ok((conn, reused, pool)),
-                        Err(e) => {
-                            Self::checkin(&pool, conn, Some(&e));
-                            Err(e)
-                        }
-                    }
+                let lease = self.checkout(&server, deadline).map(|(mut conn, reused, pool)| {
+                    let sent = conn.send(op.command(), deadline);
+                    (sent, (conn, reused, pool))
                 });
-                (server, op, conn)
+                (server, op, lease)
             })
             .collect();
         sent.into_iter()
-            .map(|(server, op, conn)| {
-                let result = conn.and_then(|(mut conn, reused, pool)| {
-                    let reply = conn.receive(deadline);
-                    Self::checkin(&pool, conn, reply.as_ref().err());
-                    match reply {
-                        Err(e) if reused && e.is_stale_connection() => self.request(&server, op.command()),
-                        reply => reply,
-                    }
+            .map(|(server, op, lease)| {
+                let result = lease.and_then(|(sent, mut lease)| {
+                    let reply = sent.and_then(|()| lease.0.receive(deadline));
+                    self.settle(&server, op, lease, reply, false)
                 });
-                (server, result.and_then(|r| op.finish(r)))
+                (server, result)
             })
             .collect()
     }
@@ -252,9 +260,10 @@ impl Client {
         Ok((conn, reused, pool))
     }
 
-    /// Returns `conn` to its pool unless `error` (or its state) says it is out of sync.
-    fn checkin(pool: &ServerPool, conn: Conn, error: Option<&Error>) {
-        let reusable = !error.is_some_and(Error::is_connection_broken) && conn.reusable();
+    /// Returns `conn` to its pool if `in_sync` and its state agree that it may serve another
+    /// call; closes it otherwise.
+    fn checkin(pool: &ServerPool, conn: Conn, in_sync: bool) {
+        let reusable = in_sync && conn.reusable();
         pool.checkin(conn, reusable);
     }
 

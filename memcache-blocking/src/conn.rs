@@ -50,6 +50,10 @@ impl Stream {
     }
 }
 
+/// Reads a call past its deadline may still make (of at most 64 KiB each): enough for a reply
+/// that had already arrived, and a bound against a peer that never stops sending.
+const DRAIN_READS: usize = 4;
+
 trait ReadWrite: Read + Write {}
 impl<T: Read + Write> ReadWrite for T {}
 
@@ -59,6 +63,10 @@ pub(crate) struct Conn {
     proto: Connection,
     /// The socket's read timeout as last set, to skip redundant `setsockopt` calls.
     read_timeout: Duration,
+    /// The socket's write timeout as last set.
+    write_timeout: Duration,
+    /// Whether the last [`send`](Conn::send) handed any byte to the socket.
+    wrote: bool,
     /// [`Config::busy_poll`].
     busy_poll: Duration,
 }
@@ -77,19 +85,55 @@ impl Conn {
             #[allow(unreachable_patterns)]
             _ => return Err(Error::BadAddress(addr.to_string())),
         };
-        stream.set_write_timeout(timeout)?;
-        stream.set_read_timeout(timeout)?;
+        // The calls' timeout from now on, not the connect timeout: each call shortens it to
+        // what is left of its deadline.
+        stream.set_write_timeout(config.timeout)?;
+        stream.set_read_timeout(config.timeout)?;
         let proto = Connection::with_limits(config.limits);
-        Ok(Conn { stream, proto, read_timeout: timeout, busy_poll: config.busy_poll })
+        Ok(Conn {
+            stream,
+            proto,
+            read_timeout: config.timeout,
+            write_timeout: config.timeout,
+            wrote: false,
+            busy_poll: config.busy_poll,
+        })
     }
 
-    /// Queues `command` and writes everything queued.
-    pub(crate) fn send(&mut self, command: &memcache_proto::Command) -> Result<(), Error> {
+    /// Queues `command` and writes everything queued, each write bounded by what is left
+    /// until `deadline`. [`wrote_any`](Self::wrote_any) then tells whether any byte left.
+    pub(crate) fn send(&mut self, command: &memcache_proto::Command, deadline: Instant) -> Result<(), Error> {
         self.proto.send(command);
+        self.wrote = false;
         while let Some(chunk) = self.proto.poll_transmit() {
-            self.stream.io().write_all(&chunk)?;
+            let mut rest = &chunk[..];
+            while !rest.is_empty() {
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                if remaining.is_zero() {
+                    return Err(Error::Timeout);
+                }
+                if remaining < self.write_timeout {
+                    self.stream.set_write_timeout(remaining)?;
+                    self.write_timeout = remaining;
+                }
+                match self.stream.io().write(rest) {
+                    Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+                    Ok(n) => {
+                        self.wrote = true;
+                        rest = &rest[n..];
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Whether the last [`send`](Self::send) handed any byte of its request to the socket, so
+    /// that the server may have received it (see `memcache_proto::retry`).
+    pub(crate) fn wrote_any(&self) -> bool {
+        self.wrote
     }
 
     /// Reads until the oldest request in flight is answered or `deadline` passes.
@@ -110,8 +154,7 @@ impl Conn {
             if remaining.is_zero() {
                 // Past the deadline (a multi-server call may have spent it waiting on another
                 // server): take what already arrived, without waiting for more.
-                self.nonblocking(Conn::drain)?;
-                return self.proto.poll_response()?.map(|done| done.response).ok_or(Error::Timeout);
+                return self.nonblocking(Conn::drain)?.ok_or(Error::Timeout);
             }
             if remaining < self.read_timeout {
                 self.stream.set_read_timeout(remaining)?;
@@ -142,16 +185,21 @@ impl Conn {
         result
     }
 
-    /// Reads whatever the socket holds now; nothing is not an error.
-    fn drain(&mut self) -> Result<(), Error> {
-        let mut result = Ok(());
-        while result.is_ok() && self.proto.in_flight() > 0 {
-            result = self.fill();
+    /// Takes what already arrived, without waiting for more: at most [`DRAIN_READS`]
+    /// non-blocking reads, so that a server streaming faster than this reads cannot keep a
+    /// call that is past its deadline reading.
+    fn drain(&mut self) -> Result<Option<Response>, Error> {
+        for _ in 0..DRAIN_READS {
+            if let Some(done) = self.proto.poll_response()? {
+                return Ok(Some(done.response));
+            }
+            match self.fill() {
+                Ok(()) => {}
+                Err(Error::Timeout) => break,
+                Err(e) => return Err(e),
+            }
         }
-        match result {
-            Err(Error::Timeout) | Ok(()) => Ok(()),
-            Err(e) => Err(e),
-        }
+        Ok(self.proto.poll_response()?.map(|done| done.response))
     }
 
     /// Busy polling: reads without sleeping until the reply is complete, or until no byte has
@@ -173,13 +221,25 @@ impl Conn {
         }
     }
 
-    /// Restores the full per-call read timeout if a previous call shortened it.
+    /// Restores the full per-call read and write timeouts if a previous call shortened them.
     pub(crate) fn reset_timeout(&mut self, timeout: Duration) -> Result<(), Error> {
         if self.read_timeout != timeout {
             self.stream.set_read_timeout(timeout)?;
             self.read_timeout = timeout;
         }
+        if self.write_timeout != timeout {
+            self.stream.set_write_timeout(timeout)?;
+            self.write_timeout = timeout;
+        }
         Ok(())
+    }
+
+    /// Whether an idle connection is still open, checked without waiting: a non-blocking read
+    /// must find nothing. End of stream (the server closed it: restarted, or an idle timeout),
+    /// a reset, or bytes nobody asked for all mean it must not carry a request, which could
+    /// then not safely be sent again (see `memcache_proto::retry`).
+    pub(crate) fn is_alive(&mut self) -> bool {
+        matches!(self.nonblocking(Conn::fill), Err(Error::Timeout))
     }
 
     /// Whether the connection may serve another call.

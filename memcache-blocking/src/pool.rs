@@ -33,7 +33,8 @@ impl ServerPool {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A connection to `server` (`true`: reused from the pool) or a new one.
+    /// A connection to `server` (`true`: reused from the pool) or a new one. Idle connections
+    /// that the server closed are dropped on the way.
     pub(crate) fn checkout(
         &self,
         server: &ServerAddr,
@@ -47,13 +48,15 @@ impl ServerPool {
             }
             if let Some(mut conn) = state.idle.pop() {
                 drop(state);
-                return match conn.reset_timeout(config.timeout) {
-                    Ok(()) => Ok((conn, true)),
-                    Err(e) => {
-                        self.release();
-                        Err(e)
-                    }
-                };
+                // A connection that died while idle is replaced before anything is written
+                // to it, so that the request can't be lost with it (see `memcache_proto::retry`).
+                if conn.is_alive() && conn.reset_timeout(config.timeout).is_ok() {
+                    return Ok((conn, true));
+                }
+                drop(conn);
+                self.release();
+                state = self.lock();
+                continue;
             }
             if state.open < config.max_idle_conns {
                 state.open += 1;

@@ -77,16 +77,28 @@ impl Error {
         matches!(self, Error::Timeout | Error::Io(_) | Error::Protocol(_) | Error::Closed)
     }
 
+    /// Whether the connection that produced `result` may serve another call. `result` is the
+    /// call's *final* result, after [`Op::finish`](crate::op::Op::finish): a reply that decoded
+    /// but does not fit the request (a value for a key that was not asked) is a
+    /// [`Error::Protocol`] found only then, and it means the stream is out of sync as surely as
+    /// a decoding error does. Every client decides whether to keep a connection with this.
+    pub fn keeps_connection<T>(result: &Result<T, Error>) -> bool {
+        !result.as_ref().is_err_and(Error::is_connection_broken)
+    }
+
     /// Whether the call may succeed if retried on a fresh connection (to the same or to a
     /// failover server): timeouts and socket errors.
     pub fn is_retryable(&self) -> bool {
         matches!(self, Error::Timeout | Error::Io(_))
     }
 
-    /// Whether this error, met on a connection taken from the pool, means the connection had
+    /// Whether this error, met on a connection taken from the pool, may mean the connection had
     /// gone stale while idle (the server restarted, or a proxy or idle timeout closed it): a
-    /// socket error, not a timeout. The clients then retry the call once on a fresh
-    /// connection, so a server that went away and came back costs the caller nothing.
+    /// socket error, not a timeout.
+    ///
+    /// This is a symptom, not a license to send the request again: a request that may have
+    /// reached the server is resent only if it is safe to apply twice. The clients decide with
+    /// [`retry::may_resend`](crate::retry::may_resend), which codes the whole rule.
     pub fn is_stale_connection(&self) -> bool {
         matches!(self, Error::Io(_))
     }

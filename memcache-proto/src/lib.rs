@@ -11,7 +11,8 @@
 //! - [`op`]: gomemcache's calls as typed operations (`Get`, `Store`, `Mutate`, ...): what to
 //!   send and how the reply becomes a `Result`. Adapters execute these and nothing else.
 //! - [`ServerList`] / [`ServerSelector`]: gomemcache's CRC32 sharding, bit for bit.
-//! - [`Error`]: the one error type every adapter returns.
+//! - [`Error`]: the one error type every adapter returns; [`retry`]: the one rule for when a
+//!   failed request may be sent again (never a write that may have reached the server).
 //! - [`config`]: the one `Builder` and its defaults (100 ms timeout, 2 connections per server).
 //! - [`io`]: reading into a connection's buffer through `Read`-style APIs, for adapters.
 //!
@@ -85,6 +86,7 @@ pub mod multi;
 pub mod op;
 pub mod prelude;
 pub mod response;
+pub mod retry;
 mod selector;
 
 pub use command::Command;

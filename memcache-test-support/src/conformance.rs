@@ -58,6 +58,7 @@ macro_rules! expect_ok {
 mod basic;
 mod busy_poll;
 mod concurrency;
+mod exactly_once;
 mod faults;
 mod keys;
 mod servers;
@@ -66,6 +67,7 @@ mod util;
 pub use basic::*;
 pub use busy_poll::*;
 pub use concurrency::*;
+pub use exactly_once::*;
 pub use faults::*;
 pub use keys::*;
 pub use servers::*;
@@ -247,6 +249,10 @@ macro_rules! conformance_suite {
             recovers_after_server_restart,
             dribbled_replies_are_correct,
             late_reply_never_reaches_a_later_call,
+            // the retry rule
+            written_reads_are_resent_once,
+            // written_writes_are_sent_exactly_once: registered once the async clients follow
+            // the retry rule (memcache_proto::retry); the blocking client does.
             // concurrency
             sixteen_workers_share_one_client,
             bounded_connections_under_64_workers,

@@ -1,19 +1,27 @@
 //! Fault injection on loopback: fake servers that misbehave ([`FaultServer`]) and a proxy in front
-//! of a real server that can slow, hold, delay or cut its traffic ([`Proxy`]).
+//! of a real server that can slow, hold, delay or cut its traffic ([`Proxy`]); a proxy that counts
+//! the commands reaching a real server and can lose a reply after the server applied it
+//! ([`CountingProxy`]).
 //!
 //! Everything runs on background threads: one accept thread per server/proxy, one thread per
 //! accepted connection (two for the proxy, one per direction). Dropping a [`FaultServer`] or
 //! [`Proxy`] stops accepting, shuts down every connection it still holds and joins its threads;
 //! waits inside the proxy are sliced so that this takes at most a few milliseconds.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::thread::{self, JoinHandle};
+use std::io::{self, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
 use std::time::{Duration, Instant};
+
+mod counting;
+mod net;
+
+pub use counting::CountingProxy;
+
+use net::{Background, Registry, connect_any, lock, read_chunk, wait_until};
 
 /// What [`Fault::Garbage`] answers to every request: an HTTP error, binary junk and a line that
 /// ends without `\r`. None of it is memcached protocol.
@@ -443,135 +451,5 @@ impl Link {
         let _ = client.shutdown(Shutdown::Both);
         let _ = upstream.shutdown(Shutdown::Both);
         self.registry.unregister(self.id);
-    }
-}
-
-fn connect_any(targets: &[SocketAddr]) -> Option<TcpStream> {
-    targets.iter().find_map(|t| TcpStream::connect_timeout(t, Duration::from_secs(1)).ok())
-}
-
-/// Reads one chunk; `None` on EOF or error (retrying on `Interrupted`).
-fn read_chunk(stream: &mut TcpStream, buf: &mut [u8]) -> Option<usize> {
-    loop {
-        match stream.read(buf) {
-            Ok(0) => return None,
-            Ok(n) => return Some(n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return None,
-        }
-    }
-}
-
-/// Polls `cond` every millisecond until it holds or `timeout` passes.
-fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(1));
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Open connections (clones of their sockets, for shutting them down) and worker threads.
-#[derive(Default)]
-struct Registry {
-    next_id: AtomicU64,
-    streams: Mutex<HashMap<u64, Vec<TcpStream>>>,
-    workers: Mutex<Vec<JoinHandle<()>>>,
-}
-
-impl Registry {
-    /// Keeps clones of `streams` so that [`Registry::shutdown_all`] can reach them. The clones keep
-    /// the sockets open: the owner must call [`Registry::unregister`] when done.
-    fn register(&self, streams: &[&TcpStream]) -> Option<u64> {
-        let clones: Vec<TcpStream> = streams.iter().map(|s| s.try_clone()).collect::<Result<_, _>>().ok()?;
-        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
-        lock(&self.streams).insert(id, clones);
-        Some(id)
-    }
-
-    fn unregister(&self, id: u64) {
-        lock(&self.streams).remove(&id);
-    }
-
-    fn shutdown_all(&self) {
-        for streams in lock(&self.streams).values() {
-            for s in streams {
-                let _ = s.shutdown(Shutdown::Both);
-            }
-        }
-    }
-
-    fn spawn_worker(&self, name: &str, f: impl FnOnce() + Send + 'static) {
-        let handle = thread::Builder::new().name(name.into()).spawn(f).expect("spawn connection thread");
-        let mut workers = lock(&self.workers);
-        workers.retain(|h| !h.is_finished());
-        workers.push(handle);
-    }
-
-    fn join_all(&self) {
-        let workers = std::mem::take(&mut *lock(&self.workers));
-        for h in workers {
-            let _ = h.join();
-        }
-    }
-}
-
-/// A listener on `127.0.0.1:0` with an accept thread; stops everything on drop.
-struct Background {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    registry: Arc<Registry>,
-    accept_thread: Option<JoinHandle<()>>,
-}
-
-impl Background {
-    /// `on_accept` runs on the accept thread for each connection; it must not block for long.
-    fn start(
-        name: &str,
-        on_accept: impl Fn(TcpStream, &Arc<Registry>, &Arc<AtomicBool>) + Send + 'static,
-    ) -> Background {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local_addr of a bound listener");
-        let stop = Arc::new(AtomicBool::new(false));
-        let registry = Arc::new(Registry::default());
-        let (stop2, registry2) = (Arc::clone(&stop), Arc::clone(&registry));
-        let accept_thread = thread::Builder::new()
-            .name(format!("{name}-accept"))
-            .spawn(move || {
-                for stream in listener.incoming() {
-                    if stop2.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    if let Ok(stream) = stream {
-                        on_accept(stream, &registry2, &stop2);
-                    }
-                }
-            })
-            .expect("spawn accept thread");
-        Background { addr, stop, registry, accept_thread: Some(accept_thread) }
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the blocking accept with a connection of our own.
-        let woke = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1)).is_ok();
-        if let Some(t) = self.accept_thread.take() {
-            if woke {
-                let _ = t.join();
-            } // else: leave it detached rather than hang the test
-        }
-        self.registry.shutdown_all();
-        self.registry.join_all();
     }
 }

@@ -11,5 +11,5 @@ pub mod conformance;
 pub mod fault;
 pub mod memcached;
 
-pub use fault::{Fault, FaultServer, Proxy, ProxyMode};
+pub use fault::{CountingProxy, Fault, FaultServer, Proxy, ProxyMode};
 pub use memcached::Memcached;
