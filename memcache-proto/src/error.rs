@@ -8,6 +8,8 @@
 use std::io;
 use std::sync::Arc;
 
+use crate::codec::CodecError;
+
 /// Everything a memcached call can fail with.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -64,14 +66,20 @@ pub enum Error {
     /// The client was closed with `close()`.
     #[error("memcache: client closed")]
     Closed,
+    /// A typed call could not encode its value, or the value read is not the codec's (stored
+    /// by another client or codec: the flags did not match) or not valid for it. The reply was
+    /// read in full (or nothing was sent), so the connection survives.
+    #[error("memcache: codec: {0}")]
+    Codec(#[from] CodecError),
 }
 
 impl Error {
     /// Whether the connection that produced this error must be dropped rather than reused.
     ///
     /// Only errors after which the byte stream is known to be in sync keep the connection:
-    /// misses, conflicts, `NOT_STORED`, and `CLIENT_ERROR`/`SERVER_ERROR`/`ERROR` lines that the
-    /// protocol fully framed. After a timeout, an IO error or a protocol error the stream
+    /// misses, conflicts, `NOT_STORED`, `CLIENT_ERROR`/`SERVER_ERROR`/`ERROR` lines that the
+    /// protocol fully framed, and [`Error::Codec`] (a value that was read whole but could not be
+    /// decoded, or one that could not be encoded before anything was sent). After a timeout, an IO error or a protocol error the stream
     /// position is unknown, so a reply meant for this call could reach the next one.
     pub fn is_connection_broken(&self) -> bool {
         matches!(self, Error::Timeout | Error::Io(_) | Error::Protocol(_) | Error::Closed)

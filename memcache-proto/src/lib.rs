@@ -13,6 +13,9 @@
 //! - [`ServerList`] / [`ServerSelector`]: gomemcache's CRC32 sharding, bit for bit.
 //! - [`Error`]: the one error type every adapter returns; [`retry`]: the one rule for when a
 //!   failed request may be sent again (never a write that may have reached the server).
+//! - [`codec`]: typed values. A [`codec::Codec`] turns a value into bytes plus flags and
+//!   back, refusing values another client or codec stored; JSON, postcard and compression
+//!   sit behind the `json`, `postcard`, `zlib` and `lz4` features (none on by default).
 //! - [`config`]: the one `Builder` and its defaults (100 ms timeout, 2 connections per server).
 //! - [`io`]: reading into a connection's buffer through `Read`-style APIs, for adapters.
 //!
@@ -70,6 +73,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod codec;
 pub mod command;
 pub mod config;
 mod connection;

@@ -1,6 +1,7 @@
 //! The types every client crate re-exports, so that `memcache_blocking::Item`,
 //! `memcache_tokio::Item` and `memcache_async_std::Item` are one type, and so on.
 
+pub use crate::codec;
 pub use crate::config::Builder;
 pub use crate::multi::MultiOutcome;
 pub use crate::{Error, Item, ServerAddr, ServerList, ServerSelector};
