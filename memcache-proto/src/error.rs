@@ -71,6 +71,23 @@ pub enum Error {
     /// read in full (or nothing was sent), so the connection survives.
     #[error("memcache: codec: {0}")]
     Codec(#[from] CodecError),
+    /// The server for this key is marked down after repeated transport failures (see
+    /// [`FailurePolicy`]): the call failed at once, without touching the network. Nothing was
+    /// sent, so no connection is involved and the call may be retried, at `retry_at` or later
+    /// for a chance of reaching this server.
+    ///
+    /// [`FailurePolicy`]: crate::FailurePolicy
+    #[error("memcache: server {server} is down after repeated failures (not contacted)")]
+    ServerUnavailable {
+        /// The server that is down.
+        server: crate::ServerAddr,
+        /// When a caller will next be let through to probe it.
+        retry_at: std::time::Instant,
+    },
+    /// The configuration cannot work (for example ejection with a selector that cannot eject,
+    /// or changing the servers of a fixed selector). Nothing was changed.
+    #[error("memcache: invalid configuration: {0}")]
+    InvalidConfig(String),
 }
 
 impl Error {
@@ -92,6 +109,14 @@ impl Error {
     /// a decoding error does. Every client decides whether to keep a connection with this.
     pub fn keeps_connection<T>(result: &Result<T, Error>) -> bool {
         !result.as_ref().is_err_and(Error::is_connection_broken)
+    }
+
+    /// Whether this error says the server (or the path to it) failed: a connect failure, a
+    /// socket error, a timeout or a protocol error. Only these count against a server's
+    /// health; a miss, `NOT_STORED`, a conflict, `CLIENT_ERROR` or `SERVER_ERROR` is the
+    /// server answering.
+    pub fn is_transport_failure(&self) -> bool {
+        matches!(self, Error::Timeout | Error::Io(_) | Error::Protocol(_))
     }
 
     /// Whether the call may succeed if retried on a fresh connection (to the same or to a

@@ -10,7 +10,10 @@
 //! - [`Decoder`]: the resumable, zero-copy parser under it, bounded by [`Limits`].
 //! - [`op`]: gomemcache's calls as typed operations (`Get`, `Store`, `Mutate`, ...): what to
 //!   send and how the reply becomes a `Result`. Adapters execute these and nothing else.
-//! - [`ServerList`] / [`ServerSelector`]: gomemcache's CRC32 sharding, bit for bit.
+//! - [`ServerList`] / [`ServerSelector`]: gomemcache's CRC32 sharding, bit for bit;
+//!   [`Ketama`]: consistent hashing, bit for bit with libmemcached or spymemcached.
+//! - [`health`]: dead-server handling ([`FailurePolicy`]): fail fast, one probe, ejection.
+//! - [`resolve`]: server names kept with every address, and re-resolved on refresh.
 //! - [`Error`]: the one error type every adapter returns; [`retry`]: the one rule for when a
 //!   failed request may be sent again (never a write that may have reached the server).
 //! - [`codec`]: typed values. A [`codec::Codec`] turns a value into bytes plus flags and
@@ -82,13 +85,16 @@ mod decode;
 #[cfg_attr(docsrs, doc(cfg(feature = "driver")))]
 pub mod driver;
 mod error;
+pub mod health;
 pub mod io;
 mod item;
+mod ketama;
 mod key;
 mod limits;
 pub mod multi;
 pub mod op;
 pub mod prelude;
+pub mod resolve;
 pub mod response;
 pub mod retry;
 mod selector;
@@ -97,7 +103,9 @@ pub use command::Command;
 pub use connection::{Completed, Connection, RequestId};
 pub use decode::Decoder;
 pub use error::{Error, ProtoError};
+pub use health::{FailurePolicy, Health};
 pub use item::Item;
+pub use ketama::Ketama;
 pub use key::{Key, Keys, MAX_KEY_LEN, check as check_key};
 pub use limits::Limits;
 pub use response::{ReplyKind, Response};

@@ -4,4 +4,4 @@
 pub use crate::codec;
 pub use crate::config::Builder;
 pub use crate::multi::MultiOutcome;
-pub use crate::{Error, Item, ServerAddr, ServerList, ServerSelector};
+pub use crate::{Error, FailurePolicy, Item, Ketama, ServerAddr, ServerList, ServerSelector};

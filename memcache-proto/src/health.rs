@@ -1,0 +1,266 @@
+//! Dead-server handling: which servers are down, when to try them again, and where their
+//! keys go meanwhile.
+//!
+//! Without it, every call for a dead server's keys waits out a connect timeout. With it, a
+//! server that failed `failure_limit` times in a row is *down*: calls for its keys fail at
+//! once with [`Error::ServerUnavailable`] without touching the network, until its retry time,
+//! when exactly one caller is let through to probe it. The probe's success brings the server
+//! back; its failure doubles the wait (up to a cap). Only transport failures count (see
+//! [`Error::is_transport_failure`]): a miss or a `SERVER_ERROR` is the server answering.
+//!
+//! [`Health`] is sans-IO: it never reads a clock, every call takes `now`. One instance is
+//! shared by all clones of a client.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::config::deadline;
+use crate::{Error, ServerAddr, ServerSelector};
+
+/// When a server counts as down, and what happens to its keys. Set with
+/// `Builder::failure_policy`; build one with struct update syntax:
+///
+/// ```
+/// use memcache_proto::FailurePolicy;
+/// use std::time::Duration;
+///
+/// let policy = FailurePolicy { retry_after: Duration::from_millis(250), ..FailurePolicy::default() };
+/// assert_eq!(policy.failure_limit, 3);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailurePolicy {
+    /// Consecutive transport failures after which a server is down (default 3). Zero turns
+    /// dead-server handling off: every call tries the network, as gomemcache does.
+    pub failure_limit: u32,
+    /// How long a down server is left alone before one caller probes it (default 1 s). Each
+    /// failed probe doubles the wait, up to `max_retry_after`; each wait is shortened by up
+    /// to a fifth, by an amount derived from the server's name, so servers that went down
+    /// together are not all probed at the same instant.
+    pub retry_after: Duration,
+    /// The longest wait between probes (default 30 s).
+    pub max_retry_after: Duration,
+    /// Send a down server's keys to the next server on a consistent-hashing ring (default
+    /// false). Only [`Ketama`](crate::Ketama) (or a selector whose
+    /// [`supports_ejection`](ServerSelector::supports_ejection) is true) can: a client
+    /// refuses it with CRC32 `ServerList`, where it would move nearly every key.
+    ///
+    /// **Stale data hazard**: while a server is ejected, its keys are read and written on
+    /// another server. When it returns, its keys go back to it, and it may still hold values
+    /// written before it went down that were changed or deleted elsewhere meanwhile. Use
+    /// short expirations, or flush a server that comes back, if stale reads matter.
+    pub eject: bool,
+}
+
+impl Default for FailurePolicy {
+    fn default() -> Self {
+        FailurePolicy {
+            failure_limit: 3,
+            retry_after: Duration::from_secs(1),
+            max_retry_after: Duration::from_secs(30),
+            eject: false,
+        }
+    }
+}
+
+impl FailurePolicy {
+    /// No dead-server handling: every call goes to the network (gomemcache's behaviour).
+    pub fn disabled() -> Self {
+        FailurePolicy { failure_limit: 0, ..FailurePolicy::default() }
+    }
+
+    /// Whether servers can be marked down at all.
+    pub fn is_enabled(&self) -> bool {
+        self.failure_limit > 0
+    }
+
+    /// The wait before probe number `probe` (0 for the first) of `server`: `retry_after`
+    /// doubled per failed probe, capped, then shortened by a deterministic jitter of up to
+    /// 20% (so the first probe is never later than `retry_after`).
+    pub fn backoff(&self, server: &ServerAddr, probe: u32) -> Duration {
+        let doubled = self.retry_after.saturating_mul(1u32 << probe.min(20));
+        let wait = doubled.min(self.max_retry_after.max(self.retry_after));
+        let mut seed = server.as_str().as_bytes().to_vec();
+        seed.extend_from_slice(&probe.to_le_bytes());
+        let permille = crc32fast::hash(&seed) % 1000;
+        wait - wait.mul_f64(f64::from(permille) / 5000.0)
+    }
+}
+
+/// What [`Health::check`] lets a caller do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Permit {
+    /// The server is up (or not known to be down): go ahead.
+    Normal,
+    /// The server is down and due for a retry: this caller is the one probe. Its outcome,
+    /// recorded with this permit, decides whether the server is back.
+    Probe,
+}
+
+/// One server's trouble. Healthy servers have no entry.
+#[derive(Debug, Clone, Copy)]
+enum State {
+    /// Up, with this many consecutive transport failures (fewer than the limit).
+    Failing(u32),
+    /// Down until `retry_at`; `probes` failed probes so far (for the backoff).
+    Down { retry_at: Instant, probes: u32 },
+}
+
+/// The health of a client's servers. Shared by every clone of a client; cheap when every
+/// server is healthy (one atomic load per call, no lock).
+#[derive(Debug)]
+pub struct Health {
+    policy: FailurePolicy,
+    /// The number of entries in `states`: zero means all healthy, so the lock is skipped.
+    troubled: AtomicUsize,
+    states: Mutex<HashMap<ServerAddr, State>>,
+}
+
+impl Health {
+    /// A tracker applying `policy`.
+    pub fn new(policy: FailurePolicy) -> Health {
+        Health { policy, troubled: AtomicUsize::new(0), states: Mutex::new(HashMap::new()) }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &FailurePolicy {
+        &self.policy
+    }
+
+    /// Checks `selector` against `policy`: ejection needs a selector that can eject.
+    pub fn validate(policy: &FailurePolicy, selector: &dyn ServerSelector) -> Result<(), Error> {
+        if policy.eject && policy.is_enabled() && !selector.supports_ejection() {
+            return Err(Error::InvalidConfig(
+                "FailurePolicy { eject: true } needs a consistent-hashing selector such as Ketama; \
+                 with CRC32 ServerList, taking a server out would move almost every key"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ServerAddr, State>> {
+        self.states.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn all_healthy(&self) -> bool {
+        !self.policy.is_enabled() || self.troubled.load(Ordering::Acquire) == 0
+    }
+
+    /// May a call go to `server` now? `Err(ServerUnavailable)` while it is down; the first
+    /// caller at or after its retry time gets [`Permit::Probe`] (and the next retry time moves
+    /// on, so a probe that never reports is replaced by another later).
+    pub fn check(&self, server: &ServerAddr, now: Instant) -> Result<Permit, Error> {
+        if self.all_healthy() {
+            return Ok(Permit::Normal);
+        }
+        let mut states = self.lock();
+        match states.get_mut(server) {
+            Some(State::Down { retry_at, probes }) if now >= *retry_at => {
+                *retry_at = deadline(now, self.policy.backoff(server, *probes));
+                Ok(Permit::Probe)
+            }
+            Some(State::Down { retry_at, .. }) => {
+                Err(Error::ServerUnavailable { server: server.clone(), retry_at: *retry_at })
+            }
+            _ => Ok(Permit::Normal),
+        }
+    }
+
+    /// Whether `server` is down (whether or not a probe is due).
+    pub fn is_down(&self, server: &ServerAddr) -> bool {
+        !self.all_healthy() && matches!(self.lock().get(server), Some(State::Down { .. }))
+    }
+
+    /// Records the outcome of a call to `server` made under `permit`: `Ok(())` for any
+    /// answer, `Err(e)` for a failure (only transport failures count against the server).
+    pub fn record(&self, server: &ServerAddr, permit: Permit, outcome: Result<(), &Error>, now: Instant) {
+        match outcome {
+            Err(e) if e.is_transport_failure() => self.failed(server, permit, now),
+            _ => self.succeeded(server),
+        }
+    }
+
+    /// The server answered: it is healthy.
+    pub fn succeeded(&self, server: &ServerAddr) {
+        if self.all_healthy() {
+            return;
+        }
+        let mut states = self.lock();
+        if states.remove(server).is_some() {
+            self.troubled.store(states.len(), Ordering::Release);
+        }
+    }
+
+    /// A transport failure of a call made under `permit`.
+    pub fn failed(&self, server: &ServerAddr, permit: Permit, now: Instant) {
+        if !self.policy.is_enabled() {
+            return;
+        }
+        let mut states = self.lock();
+        let limit = self.policy.failure_limit;
+        let next = match (states.get(server).copied(), permit) {
+            (None, _) => failing(1, limit, server, &self.policy, now),
+            (Some(State::Failing(n)), _) => failing(n + 1, limit, server, &self.policy, now),
+            (Some(State::Down { probes, .. }), Permit::Probe) => {
+                let probes = probes.saturating_add(1);
+                State::Down { retry_at: deadline(now, self.policy.backoff(server, probes)), probes }
+            }
+            // A call admitted before the server went down: already counted.
+            (Some(down @ State::Down { .. }), Permit::Normal) => down,
+        };
+        states.insert(server.clone(), next);
+        self.troubled.store(states.len(), Ordering::Release);
+    }
+
+    /// Forgets servers not in `servers` (after the server list changed).
+    pub fn retain(&self, servers: &[ServerAddr]) {
+        let mut states = self.lock();
+        states.retain(|s, _| servers.contains(s));
+        self.troubled.store(states.len(), Ordering::Release);
+    }
+
+    /// Where a call for `key` goes now: the selector's server if it is up (or due a probe);
+    /// if it is down, `ServerUnavailable`, or with ejection the next server on the ring that
+    /// is not down.
+    pub fn route(
+        &self,
+        selector: &dyn ServerSelector,
+        key: &[u8],
+        now: Instant,
+    ) -> Result<(ServerAddr, Permit), Error> {
+        let server = selector.pick_server(key)?;
+        match self.check(&server, now) {
+            Ok(permit) => Ok((server, permit)),
+            Err(unavailable) if self.policy.eject => {
+                let down = self.down_servers();
+                let other = selector.pick_server_skipping(key, &|s| down.contains(s))?;
+                if other == server {
+                    return Err(unavailable);
+                }
+                Ok((other.clone(), self.check(&other, now)?))
+            }
+            Err(unavailable) => Err(unavailable),
+        }
+    }
+
+    fn down_servers(&self) -> Vec<ServerAddr> {
+        let states = self.lock();
+        states.iter().filter(|(_, st)| matches!(st, State::Down { .. })).map(|(s, _)| s.clone()).collect()
+    }
+}
+
+/// `n` consecutive failures: still up, or down from `now` if `n` reached the limit.
+fn failing(n: u32, limit: u32, server: &ServerAddr, policy: &FailurePolicy, now: Instant) -> State {
+    if n >= limit {
+        State::Down { retry_at: deadline(now, policy.backoff(server, 0)), probes: 0 }
+    } else {
+        State::Failing(n)
+    }
+}
+
+#[cfg(test)]
+#[path = "health_tests.rs"]
+mod tests;
