@@ -5,12 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use memcache_proto::command::StoreVerb;
-use memcache_proto::config::{Builder, Config, FromConfig, deadline};
-use memcache_proto::multi::{self, MultiOutcome};
-use memcache_proto::op::{Admin, Get, KeyedOp, Mutate, Op, Stats, Store};
+use memcache_proto::config::{Config, FromConfig, deadline};
+use memcache_proto::op::{KeyedOp, Op};
 use memcache_proto::retry::{self, Attempt};
-use memcache_proto::{Error, Item, Response, ServerAddr, ServerSelector};
+use memcache_proto::{Error, Response, ServerAddr, ServerSelector};
 
 use crate::conn::Conn;
 use crate::pool::ServerPool;
@@ -40,6 +38,20 @@ impl std::fmt::Debug for Conn {
     }
 }
 
+/// Expands the calls of [`memcache_proto::client_calls!`] as blocking methods.
+macro_rules! blocking_calls {
+    (@this $this:ident $(. $aw:ident)?; $(
+        $(#[$doc:meta])*
+        fn $name:ident $([$($generics:tt)*])? ($($arg:ident: $ty:ty),* $(,)?) -> $out:ty $body:block
+    )*) => {$(
+        $(#[$doc])*
+        pub fn $name $(<$($generics)*>)? (&self, $($arg: $ty),*) -> $out {
+            let $this = self;
+            $body
+        }
+    )*};
+}
+
 impl FromConfig for Client {
     fn from_config(config: Config) -> Result<Self, Error> {
         let inner = Inner { config, pools: Mutex::new(HashMap::new()), closed: AtomicBool::new(false) };
@@ -48,125 +60,15 @@ impl FromConfig for Client {
 }
 
 impl Client {
-    /// A client for `servers` (`host:port` or Unix socket paths) with default settings.
-    pub fn new<S: AsRef<str>>(servers: impl IntoIterator<Item = S>) -> Result<Client, Error> {
-        Client::builder().servers(servers).build()
+    memcache_proto::client_constructors!();
+
+    memcache_proto::client_calls!(blocking_calls; this);
+
+    fn selector(&self) -> &dyn ServerSelector {
+        self.inner.config.selector.as_ref()
     }
 
-    /// A client that picks servers with `selector`.
-    pub fn from_selector(selector: impl ServerSelector + 'static) -> Result<Client, Error> {
-        Client::builder().selector(selector).build()
-    }
-
-    /// A builder for timeouts, pool size and server selection.
-    pub fn builder() -> Builder<Client> {
-        Builder::new()
-    }
-
-    /// Reads `key`; [`Error::CacheMiss`] if absent. The item carries its CAS token.
-    pub fn get(&self, key: &str) -> Result<Item, Error> {
-        self.keyed(Get::new(key)?)
-    }
-
-    /// Reads many keys at once; missing keys are absent from the map. Every involved server
-    /// is asked before any reply is read. Fails with the first server error; see
-    /// [`get_multi_partial`](Self::get_multi_partial) to keep the healthy servers' items.
-    pub fn get_multi<S: AsRef<str>>(&self, keys: &[S]) -> Result<HashMap<String, Item>, Error> {
-        self.get_multi_partial(keys)?.into_result()
-    }
-
-    /// Like [`get_multi`](Self::get_multi), but a failing server does not cost the items of
-    /// the others: they are in `items`, the failures in `failed`. Only a malformed key or an
-    /// empty server list fails the whole call.
-    pub fn get_multi_partial<S: AsRef<str>>(
-        &self,
-        keys: &[S],
-    ) -> Result<MultiOutcome<HashMap<String, Item>>, Error> {
-        let plan = multi::plan_get_multi(self.inner.config.selector.as_ref(), keys)?;
-        Ok(self.fan_out(plan).into_iter().collect())
-    }
-
-    /// Stores `item` unconditionally.
-    pub fn set(&self, item: &Item) -> Result<(), Error> {
-        self.keyed(Store::new(StoreVerb::Set, item)?)
-    }
-
-    /// Stores `item` only if its key is absent; [`Error::NotStored`] otherwise.
-    pub fn add(&self, item: &Item) -> Result<(), Error> {
-        self.keyed(Store::new(StoreVerb::Add, item)?)
-    }
-
-    /// Stores `item` only if its key is present; [`Error::NotStored`] otherwise.
-    pub fn replace(&self, item: &Item) -> Result<(), Error> {
-        self.keyed(Store::new(StoreVerb::Replace, item)?)
-    }
-
-    /// Appends `item.value` to the existing value; [`Error::NotStored`] if absent.
-    pub fn append(&self, item: &Item) -> Result<(), Error> {
-        self.keyed(Store::new(StoreVerb::Append, item)?)
-    }
-
-    /// Prepends `item.value` to the existing value; [`Error::NotStored`] if absent.
-    pub fn prepend(&self, item: &Item) -> Result<(), Error> {
-        self.keyed(Store::new(StoreVerb::Prepend, item)?)
-    }
-
-    /// Stores `item` only if it is unchanged since it was read (its `cas` token):
-    /// [`Error::CasConflict`] if it changed, [`Error::NotStored`] if it is gone.
-    pub fn compare_and_swap(&self, item: &Item) -> Result<(), Error> {
-        self.keyed(Store::compare_and_swap(item)?)
-    }
-
-    /// Deletes `key`; [`Error::CacheMiss`] if absent.
-    pub fn delete(&self, key: &str) -> Result<(), Error> {
-        self.keyed(Mutate::delete(key)?).map(drop)
-    }
-
-    /// `delete <key> <seconds>`. memcached 1.6 refuses a non-zero hold time and the refusal
-    /// is returned as [`Error::Client`].
-    pub fn delete_lock(&self, key: &str, seconds: u32) -> Result<(), Error> {
-        self.keyed(Mutate::delete_lock(key, seconds)?).map(drop)
-    }
-
-    /// Adds `delta` to a decimal counter (wrapping at 2^64) and returns the new value.
-    pub fn increment(&self, key: &str, delta: u64) -> Result<u64, Error> {
-        self.keyed(Mutate::increment(key, delta)?)
-    }
-
-    /// Subtracts `delta` from a decimal counter (stopping at 0) and returns the new value.
-    pub fn decrement(&self, key: &str, delta: u64) -> Result<u64, Error> {
-        self.keyed(Mutate::decrement(key, delta)?)
-    }
-
-    /// Sets a new expiration on `key`; [`Error::CacheMiss`] if absent.
-    pub fn touch(&self, key: &str, seconds: i32) -> Result<(), Error> {
-        self.keyed(Mutate::touch(key, seconds)?).map(drop)
-    }
-
-    /// Reads `key` and sets its expiration in one round trip.
-    pub fn get_and_touch(&self, key: &str, seconds: i32) -> Result<Item, Error> {
-        self.keyed(Get::and_touch(key, seconds)?)
-    }
-
-    /// Invalidates every item on every server.
-    pub fn flush_all(&self) -> Result<(), Error> {
-        self.every_server(Admin::flush_all).map(drop)
-    }
-
-    /// Checks that every server answers.
-    pub fn ping(&self) -> Result<(), Error> {
-        self.every_server(Admin::ping).map(drop)
-    }
-
-    /// `stats` of every server that answers, keyed by server address; [`Error::NoStats`]
-    /// if none did.
-    pub fn stats(&self) -> Result<HashMap<String, HashMap<String, String>>, Error> {
-        let plan = multi::every_server(self.inner.config.selector.as_ref(), Stats::new);
-        multi::merge_stats(self.fan_out(plan))
-    }
-
-    /// Closes every idle connection; later calls fail with [`Error::Closed`].
-    pub fn close(&self) {
+    fn shut_down(&self) {
         self.inner.closed.store(true, Ordering::Release);
         let pools = std::mem::take(&mut *self.lock_pools());
         pools.values().for_each(|p| p.close());
@@ -235,14 +137,6 @@ impl Client {
                 (server, result)
             })
             .collect()
-    }
-
-    fn every_server<O: Op>(&self, make: fn() -> O) -> Result<Vec<O::Output>, Error> {
-        let plan = multi::every_server(self.inner.config.selector.as_ref(), make);
-        if plan.is_empty() {
-            return Err(Error::NoServers);
-        }
-        self.fan_out(plan).into_iter().map(|(_, r)| r).collect()
     }
 
     /// A connection to `server` (`true`: reused from the pool) and the pool it goes back to.

@@ -8,7 +8,7 @@
 //! - [`Connection`]: the pipelined state machine. Send any number of commands, write what
 //!   [`Connection::poll_transmit`] hands out, feed what you read, and collect replies in order.
 //! - [`Decoder`]: the resumable, zero-copy parser under it, bounded by [`Limits`].
-//! - [`op`]: gomemcache's calls as typed operations (`Get`, `Store`, `Mutate`, ...): what to
+//! - [`op`]: gomemcache's calls as typed operations (`Get`, `Store`, `Delete`, `Arith`, ...): what to
 //!   send and how the reply becomes a `Result`. Adapters execute these and nothing else.
 //! - [`ServerList`] / [`ServerSelector`]: gomemcache's CRC32 sharding, bit for bit;
 //!   [`Ketama`]: consistent hashing, bit for bit with libmemcached or spymemcached.
@@ -98,6 +98,7 @@ pub mod resolve;
 pub mod response;
 pub mod retry;
 mod selector;
+mod surface;
 
 pub use command::Command;
 pub use connection::{Completed, Connection, RequestId};

@@ -74,6 +74,15 @@ impl<T> MultiOutcome<T> {
     }
 }
 
+/// Every server's answer, or the first failure; [`Error::NoServers`] when there was no server
+/// to ask (`flush_all` and `ping` of an empty list must not pretend to have reached one).
+pub fn all_ok<T>(answers: Vec<(ServerAddr, Result<T, Error>)>) -> Result<Vec<T>, Error> {
+    if answers.is_empty() {
+        return Err(Error::NoServers);
+    }
+    answers.into_iter().map(|(_, r)| r).collect()
+}
+
 /// Merges per-server `stats` answers keyed by server address; [`Error::NoStats`] when no
 /// server answered.
 pub fn merge_stats(

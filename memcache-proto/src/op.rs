@@ -198,65 +198,122 @@ impl KeyedOp for Store {
     }
 }
 
-/// `delete`, `touch`, `incr` and `decr`: one key, `NOT_FOUND` is a miss.
-#[derive(Debug)]
-pub struct Mutate {
-    key: Key,
-    command: Command,
+/// Declares a single-key operation type: its key, its command, and the [`KeyedOp`] plumbing.
+macro_rules! keyed_op {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct $name {
+            key: Key,
+            command: Command,
+        }
+
+        impl $name {
+            fn build(key: &str, make: impl FnOnce(Key) -> Command) -> Result<$name, Error> {
+                let (key, command) = key_command(key, make)?;
+                Ok($name { key, command })
+            }
+        }
+
+        impl KeyedOp for $name {
+            fn key(&self) -> &Key {
+                &self.key
+            }
+        }
+    };
 }
 
-impl Mutate {
+keyed_op! {
+    /// `delete`, and gomemcache's `DeleteLock`: `NOT_FOUND` is a miss.
+    Delete
+}
+
+impl Delete {
     /// `delete <key>`.
-    pub fn delete(key: &str) -> Result<Mutate, Error> {
-        Mutate::new(key, |key| Command::Delete { key, hold: None, noreply: false })
+    pub fn new(key: &str) -> Result<Delete, Error> {
+        Delete::build(key, |key| Command::Delete { key, hold: None, noreply: false })
     }
 
     /// `delete <key> <seconds>`, gomemcache's `DeleteLock`. memcached 1.6 refuses a non-zero
     /// hold with `CLIENT_ERROR`, which is reported as [`Error::Client`].
-    pub fn delete_lock(key: &str, seconds: u32) -> Result<Mutate, Error> {
-        Mutate::new(key, |key| Command::Delete { key, hold: Some(seconds), noreply: false })
-    }
-
-    /// `touch <key> <seconds>`.
-    pub fn touch(key: &str, seconds: i32) -> Result<Mutate, Error> {
-        Mutate::new(key, |key| Command::Touch { key, exptime: seconds, noreply: false })
-    }
-
-    /// `incr <key> <delta>`.
-    pub fn increment(key: &str, delta: u64) -> Result<Mutate, Error> {
-        Mutate::new(key, |key| Command::Arith { verb: ArithVerb::Incr, key, delta, noreply: false })
-    }
-
-    /// `decr <key> <delta>`.
-    pub fn decrement(key: &str, delta: u64) -> Result<Mutate, Error> {
-        Mutate::new(key, |key| Command::Arith { verb: ArithVerb::Decr, key, delta, noreply: false })
-    }
-
-    fn new(key: &str, make: impl FnOnce(Key) -> Command) -> Result<Mutate, Error> {
-        let (key, command) = key_command(key, make)?;
-        Ok(Mutate { key, command })
+    pub fn lock(key: &str, seconds: u32) -> Result<Delete, Error> {
+        Delete::build(key, |key| Command::Delete { key, hold: Some(seconds), noreply: false })
     }
 }
 
-impl Op for Mutate {
-    /// The counter's new value for `incr`/`decr`; 0 otherwise.
+impl Op for Delete {
+    type Output = ();
+    fn command(&self) -> &Command {
+        &self.command
+    }
+    fn finish(self, response: Response) -> Result<(), Error> {
+        match response {
+            Response::Deleted => Ok(()),
+            other => Err(miss_or_error(other)),
+        }
+    }
+}
+
+keyed_op! {
+    /// `touch <key> <seconds>`: a new expiration; `NOT_FOUND` is a miss.
+    Touch
+}
+
+impl Touch {
+    /// Sets `key` to expire in `seconds`.
+    pub fn new(key: &str, seconds: i32) -> Result<Touch, Error> {
+        Touch::build(key, |key| Command::Touch { key, exptime: seconds, noreply: false })
+    }
+}
+
+impl Op for Touch {
+    type Output = ();
+    fn command(&self) -> &Command {
+        &self.command
+    }
+    fn finish(self, response: Response) -> Result<(), Error> {
+        match response {
+            Response::Touched => Ok(()),
+            other => Err(miss_or_error(other)),
+        }
+    }
+}
+
+keyed_op! {
+    /// `incr` and `decr`: the counter's new value; `NOT_FOUND` is a miss.
+    Arith
+}
+
+impl Arith {
+    /// `incr <key> <delta>`.
+    pub fn increment(key: &str, delta: u64) -> Result<Arith, Error> {
+        Arith::build(key, |key| Command::Arith { verb: ArithVerb::Incr, key, delta, noreply: false })
+    }
+
+    /// `decr <key> <delta>`.
+    pub fn decrement(key: &str, delta: u64) -> Result<Arith, Error> {
+        Arith::build(key, |key| Command::Arith { verb: ArithVerb::Decr, key, delta, noreply: false })
+    }
+}
+
+impl Op for Arith {
     type Output = u64;
     fn command(&self) -> &Command {
         &self.command
     }
     fn finish(self, response: Response) -> Result<u64, Error> {
         match response {
-            Response::Deleted | Response::Touched => Ok(0),
             Response::Number(n) => Ok(n),
-            Response::NotFound => Err(Error::CacheMiss),
-            other => Err(reply_error(other)),
+            other => Err(miss_or_error(other)),
         }
     }
 }
 
-impl KeyedOp for Mutate {
-    fn key(&self) -> &Key {
-        &self.key
+/// `NOT_FOUND` is a miss; anything else that is not the operation's success is an error.
+fn miss_or_error(response: Response) -> Error {
+    match response {
+        Response::NotFound => Error::CacheMiss,
+        other => reply_error(other),
     }
 }
 

@@ -5,18 +5,49 @@
 //! runtimes, so they share one implementation, [`AsyncAdapter`], parameterised by an
 //! [`Executor`] that runs tests, spawns workers and applies deadlines.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::time::Duration;
 
+use memcache_proto::Error;
 use memcache_proto::config::Builder;
 use memcache_proto::driver::{self, Runtime};
-use memcache_proto::multi::MultiOutcome;
-use memcache_proto::{Error, Item};
 
 use crate::conformance::{Adapter, ClientConfig, Res};
+
+/// Declares the client calls in the [`Adapter`] trait: `fn call(c: &Self::Client, args..)`
+/// returning a future of the call's result.
+macro_rules! declare_calls {
+    (@this $c:ident $(. $aw:ident)?; $(
+        $(#[$doc:meta])*
+        fn $name:ident $([$($generics:tt)*])? ($($arg:ident: $ty:ty),* $(,)?) -> $out:ty $body:block
+    )*) => {$(
+        #[doc = concat!("`Client::", stringify!($name), "`.")]
+        fn $name $(<$($generics)*>)? ($c: &Self::Client, $($arg: $ty),*)
+            -> impl std::future::Future<Output = $out> + Send;
+    )*};
+}
+
+pub(crate) use declare_calls;
+
+/// Implements the [`Adapter`] calls by calling the client's own method of the same name:
+/// awaited for an async client (`c.await`), wrapped in a ready future for a blocking one
+/// (`c`), which then does its work when the suite creates the future.
+macro_rules! forward_calls {
+    (@this $c:ident . await; $($calls:tt)*) => { forward_calls!(@wrap std::convert::identity; $c; $($calls)*); };
+    (@this $c:ident; $($calls:tt)*) => { forward_calls!(@wrap std::future::ready; $c; $($calls)*); };
+    (@wrap $wrap:path; $c:ident; $(
+        $(#[$doc:meta])*
+        fn $name:ident $([$($generics:tt)*])? ($($arg:ident: $ty:ty),* $(,)?) -> $out:ty $body:block
+    )*) => {$(
+        fn $name $(<$($generics)*>)? ($c: &Self::Client, $($arg: $ty),*)
+            -> impl std::future::Future<Output = $out> + Send
+        {
+            $wrap($c.$name($($arg),*))
+        }
+    )*};
+}
 
 /// Applies a suite [`ClientConfig`] to any adapter's builder.
 pub fn configure<C: memcache_proto::config::FromConfig>(cfg: &ClientConfig) -> Result<C, Error> {
@@ -88,63 +119,7 @@ impl<R: Runtime, E: Executor> Adapter for AsyncAdapter<R, E> {
     fn connect(cfg: ClientConfig) -> Res<Self::Client> {
         configure(&cfg)
     }
-    async fn get(c: &Self::Client, key: &str) -> Res<Item> {
-        c.get(key).await
-    }
-    async fn get_multi(c: &Self::Client, keys: &[&str]) -> Res<HashMap<String, Item>> {
-        c.get_multi(keys).await
-    }
-    async fn get_multi_partial(c: &Self::Client, keys: &[&str]) -> Res<MultiOutcome<HashMap<String, Item>>> {
-        c.get_multi_partial(keys).await
-    }
-    async fn set(c: &Self::Client, item: &Item) -> Res<()> {
-        c.set(item).await
-    }
-    async fn add(c: &Self::Client, item: &Item) -> Res<()> {
-        c.add(item).await
-    }
-    async fn replace(c: &Self::Client, item: &Item) -> Res<()> {
-        c.replace(item).await
-    }
-    async fn append(c: &Self::Client, item: &Item) -> Res<()> {
-        c.append(item).await
-    }
-    async fn prepend(c: &Self::Client, item: &Item) -> Res<()> {
-        c.prepend(item).await
-    }
-    async fn compare_and_swap(c: &Self::Client, item: &Item) -> Res<()> {
-        c.compare_and_swap(item).await
-    }
-    async fn delete(c: &Self::Client, key: &str) -> Res<()> {
-        c.delete(key).await
-    }
-    async fn delete_lock(c: &Self::Client, key: &str, seconds: u32) -> Res<()> {
-        c.delete_lock(key, seconds).await
-    }
-    async fn increment(c: &Self::Client, key: &str, delta: u64) -> Res<u64> {
-        c.increment(key, delta).await
-    }
-    async fn decrement(c: &Self::Client, key: &str, delta: u64) -> Res<u64> {
-        c.decrement(key, delta).await
-    }
-    async fn touch(c: &Self::Client, key: &str, seconds: i32) -> Res<()> {
-        c.touch(key, seconds).await
-    }
-    async fn get_and_touch(c: &Self::Client, key: &str, seconds: i32) -> Res<Item> {
-        c.get_and_touch(key, seconds).await
-    }
-    async fn flush_all(c: &Self::Client) -> Res<()> {
-        c.flush_all().await
-    }
-    async fn ping(c: &Self::Client) -> Res<()> {
-        c.ping().await
-    }
-    async fn stats(c: &Self::Client) -> Res<HashMap<String, HashMap<String, String>>> {
-        c.stats().await
-    }
-    async fn close(c: &Self::Client) {
-        c.close().await
-    }
+    memcache_proto::client_calls!(forward_calls; c.await);
 }
 
 /// Tokio's multi-thread runtime (a new one per test).
@@ -257,61 +232,5 @@ impl Adapter for Blocking {
     fn connect(cfg: ClientConfig) -> Res<Self::Client> {
         configure(&cfg)
     }
-    async fn get(c: &Self::Client, key: &str) -> Res<Item> {
-        c.get(key)
-    }
-    async fn get_multi(c: &Self::Client, keys: &[&str]) -> Res<HashMap<String, Item>> {
-        c.get_multi(keys)
-    }
-    async fn get_multi_partial(c: &Self::Client, keys: &[&str]) -> Res<MultiOutcome<HashMap<String, Item>>> {
-        c.get_multi_partial(keys)
-    }
-    async fn set(c: &Self::Client, item: &Item) -> Res<()> {
-        c.set(item)
-    }
-    async fn add(c: &Self::Client, item: &Item) -> Res<()> {
-        c.add(item)
-    }
-    async fn replace(c: &Self::Client, item: &Item) -> Res<()> {
-        c.replace(item)
-    }
-    async fn append(c: &Self::Client, item: &Item) -> Res<()> {
-        c.append(item)
-    }
-    async fn prepend(c: &Self::Client, item: &Item) -> Res<()> {
-        c.prepend(item)
-    }
-    async fn compare_and_swap(c: &Self::Client, item: &Item) -> Res<()> {
-        c.compare_and_swap(item)
-    }
-    async fn delete(c: &Self::Client, key: &str) -> Res<()> {
-        c.delete(key)
-    }
-    async fn delete_lock(c: &Self::Client, key: &str, seconds: u32) -> Res<()> {
-        c.delete_lock(key, seconds)
-    }
-    async fn increment(c: &Self::Client, key: &str, delta: u64) -> Res<u64> {
-        c.increment(key, delta)
-    }
-    async fn decrement(c: &Self::Client, key: &str, delta: u64) -> Res<u64> {
-        c.decrement(key, delta)
-    }
-    async fn touch(c: &Self::Client, key: &str, seconds: i32) -> Res<()> {
-        c.touch(key, seconds)
-    }
-    async fn get_and_touch(c: &Self::Client, key: &str, seconds: i32) -> Res<Item> {
-        c.get_and_touch(key, seconds)
-    }
-    async fn flush_all(c: &Self::Client) -> Res<()> {
-        c.flush_all()
-    }
-    async fn ping(c: &Self::Client) -> Res<()> {
-        c.ping()
-    }
-    async fn stats(c: &Self::Client) -> Res<HashMap<String, HashMap<String, String>>> {
-        c.stats()
-    }
-    async fn close(c: &Self::Client) {
-        c.close();
-    }
+    memcache_proto::client_calls!(forward_calls; c);
 }

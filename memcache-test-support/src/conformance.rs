@@ -17,7 +17,6 @@
 //! adapter: a blocking client implements the async methods with ready futures, spawns threads,
 //! and treats [`Adapter::timeout`] as "run to completion".
 
-use std::collections::HashMap;
 use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
@@ -27,7 +26,6 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use memcache_proto::multi::MultiOutcome;
 use memcache_proto::{Error, Item};
 
 /// Asserts that `$res` is `Err` matching `$pat`, with a message naming what came instead.
@@ -164,47 +162,7 @@ pub trait Adapter: Sized + 'static {
     /// Builds a client with `Client::builder()`.
     fn connect(cfg: ClientConfig) -> Res<Self::Client>;
 
-    /// `Client::get`.
-    fn get(c: &Self::Client, key: &str) -> impl Future<Output = Res<Item>> + Send;
-    /// `Client::get_multi`.
-    fn get_multi(c: &Self::Client, keys: &[&str]) -> impl Future<Output = Res<HashMap<String, Item>>> + Send;
-    /// `Client::get_multi_partial`.
-    fn get_multi_partial(
-        c: &Self::Client,
-        keys: &[&str],
-    ) -> impl Future<Output = Res<MultiOutcome<HashMap<String, Item>>>> + Send;
-    /// `Client::set`.
-    fn set(c: &Self::Client, item: &Item) -> impl Future<Output = Res<()>> + Send;
-    /// `Client::add`.
-    fn add(c: &Self::Client, item: &Item) -> impl Future<Output = Res<()>> + Send;
-    /// `Client::replace`.
-    fn replace(c: &Self::Client, item: &Item) -> impl Future<Output = Res<()>> + Send;
-    /// `Client::append`.
-    fn append(c: &Self::Client, item: &Item) -> impl Future<Output = Res<()>> + Send;
-    /// `Client::prepend`.
-    fn prepend(c: &Self::Client, item: &Item) -> impl Future<Output = Res<()>> + Send;
-    /// `Client::compare_and_swap`.
-    fn compare_and_swap(c: &Self::Client, item: &Item) -> impl Future<Output = Res<()>> + Send;
-    /// `Client::delete`.
-    fn delete(c: &Self::Client, key: &str) -> impl Future<Output = Res<()>> + Send;
-    /// `Client::delete_lock`.
-    fn delete_lock(c: &Self::Client, key: &str, seconds: u32) -> impl Future<Output = Res<()>> + Send;
-    /// `Client::increment`.
-    fn increment(c: &Self::Client, key: &str, delta: u64) -> impl Future<Output = Res<u64>> + Send;
-    /// `Client::decrement`.
-    fn decrement(c: &Self::Client, key: &str, delta: u64) -> impl Future<Output = Res<u64>> + Send;
-    /// `Client::touch`.
-    fn touch(c: &Self::Client, key: &str, seconds: i32) -> impl Future<Output = Res<()>> + Send;
-    /// `Client::get_and_touch`.
-    fn get_and_touch(c: &Self::Client, key: &str, seconds: i32) -> impl Future<Output = Res<Item>> + Send;
-    /// `Client::flush_all`.
-    fn flush_all(c: &Self::Client) -> impl Future<Output = Res<()>> + Send;
-    /// `Client::ping`.
-    fn ping(c: &Self::Client) -> impl Future<Output = Res<()>> + Send;
-    /// `Client::stats`.
-    fn stats(c: &Self::Client) -> impl Future<Output = Res<HashMap<String, HashMap<String, String>>>> + Send;
-    /// `Client::close`.
-    fn close(c: &Self::Client) -> impl Future<Output = ()> + Send;
+    memcache_proto::client_calls!(crate::adapters::declare_calls; c);
 }
 
 /// Expands to one `#[test]` per conformance test for the adapter type `$a`.

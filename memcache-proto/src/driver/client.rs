@@ -18,11 +18,9 @@ use std::time::{Duration, Instant};
 
 use super::pipeline::{Clock, Pipe, Ticket, Transport};
 use super::pool::{Lease, Route, ServerPool};
-use crate::command::StoreVerb;
-use crate::config::{Builder, Config, FromConfig};
-use crate::multi::{self, MultiOutcome};
-use crate::op::{Admin, Get, KeyedOp, Mutate, Op, Stats, Store};
-use crate::{Endpoint, Error, Item, ServerAddr, ServerSelector};
+use crate::config::{Config, FromConfig};
+use crate::op::{KeyedOp, Op};
+use crate::{Endpoint, Error, ServerAddr, ServerSelector};
 
 /// What an async adapter supplies: its socket, task spawning, timer and clock.
 pub trait Runtime: Send + Sync + 'static {
@@ -81,6 +79,20 @@ impl<R: Runtime> FromConfig for Client<R> {
     }
 }
 
+/// Expands the calls of [`client_calls!`](crate::client_calls) as `async fn`s.
+macro_rules! async_calls {
+    (@this $this:ident $(. $aw:ident)?; $(
+        $(#[$doc:meta])*
+        fn $name:ident $([$($generics:tt)*])? ($($arg:ident: $ty:ty),* $(,)?) -> $out:ty $body:block
+    )*) => {$(
+        $(#[$doc])*
+        pub async fn $name $(<$($generics)*>)? (&self, $($arg: $ty),*) -> $out {
+            let $this = self;
+            $body
+        }
+    )*};
+}
+
 /// A request submitted to a server, awaiting its reply.
 struct Sent<O> {
     server: ServerAddr,
@@ -89,20 +101,7 @@ struct Sent<O> {
 }
 
 impl<R: Runtime> Client<R> {
-    /// A client for `servers` (`host:port` or Unix socket paths) with default settings.
-    pub fn new<S: AsRef<str>>(servers: impl IntoIterator<Item = S>) -> Result<Self, Error> {
-        Self::builder().servers(servers).build()
-    }
-
-    /// A client that picks servers with `selector`.
-    pub fn from_selector(selector: impl ServerSelector + 'static) -> Result<Self, Error> {
-        Self::builder().selector(selector).build()
-    }
-
-    /// A builder for timeouts, pool size and server selection.
-    pub fn builder() -> Builder<Self> {
-        Builder::new()
-    }
+    crate::client_constructors!();
 
     /// A client that opens connections with `connector` instead of the runtime's sockets.
     pub fn with_connector(config: Config, connector: Connector<R::Io>) -> Self {
@@ -120,110 +119,13 @@ impl<R: Runtime> Client<R> {
         Client { inner: Arc::new(inner) }
     }
 
-    /// Reads `key`; [`Error::CacheMiss`] if absent. The item carries its CAS token.
-    pub async fn get(&self, key: &str) -> Result<Item, Error> {
-        self.keyed(Get::new(key)?).await
+    crate::client_calls!(async_calls; this.await);
+
+    fn selector(&self) -> &dyn ServerSelector {
+        self.inner.config.selector.as_ref()
     }
 
-    /// Reads many keys at once; missing keys are absent from the map. All involved servers
-    /// are asked at once. Fails with the first server error; see
-    /// [`get_multi_partial`](Self::get_multi_partial) to keep the healthy servers' items.
-    pub async fn get_multi<S: AsRef<str>>(&self, keys: &[S]) -> Result<HashMap<String, Item>, Error> {
-        self.get_multi_partial(keys).await?.into_result()
-    }
-
-    /// Like [`get_multi`](Self::get_multi), but a failing server does not cost the items of
-    /// the others: they are in `items`, the failures in `failed`. Only a malformed key or an
-    /// empty server list fails the whole call.
-    pub async fn get_multi_partial<S: AsRef<str>>(
-        &self,
-        keys: &[S],
-    ) -> Result<MultiOutcome<HashMap<String, Item>>, Error> {
-        let plan = multi::plan_get_multi(self.inner.config.selector.as_ref(), keys)?;
-        Ok(self.fan_out(plan).await.into_iter().collect())
-    }
-
-    /// Stores `item` unconditionally.
-    pub async fn set(&self, item: &Item) -> Result<(), Error> {
-        self.keyed(Store::new(StoreVerb::Set, item)?).await
-    }
-
-    /// Stores `item` only if its key is absent; [`Error::NotStored`] otherwise.
-    pub async fn add(&self, item: &Item) -> Result<(), Error> {
-        self.keyed(Store::new(StoreVerb::Add, item)?).await
-    }
-
-    /// Stores `item` only if its key is present; [`Error::NotStored`] otherwise.
-    pub async fn replace(&self, item: &Item) -> Result<(), Error> {
-        self.keyed(Store::new(StoreVerb::Replace, item)?).await
-    }
-
-    /// Appends `item.value` to the existing value; [`Error::NotStored`] if absent.
-    pub async fn append(&self, item: &Item) -> Result<(), Error> {
-        self.keyed(Store::new(StoreVerb::Append, item)?).await
-    }
-
-    /// Prepends `item.value` to the existing value; [`Error::NotStored`] if absent.
-    pub async fn prepend(&self, item: &Item) -> Result<(), Error> {
-        self.keyed(Store::new(StoreVerb::Prepend, item)?).await
-    }
-
-    /// Stores `item` only if it is unchanged since it was read (its `cas` token):
-    /// [`Error::CasConflict`] if it changed, [`Error::NotStored`] if it is gone.
-    pub async fn compare_and_swap(&self, item: &Item) -> Result<(), Error> {
-        self.keyed(Store::compare_and_swap(item)?).await
-    }
-
-    /// Deletes `key`; [`Error::CacheMiss`] if absent.
-    pub async fn delete(&self, key: &str) -> Result<(), Error> {
-        self.keyed(Mutate::delete(key)?).await.map(drop)
-    }
-
-    /// `delete <key> <seconds>`. memcached 1.6 refuses a non-zero hold time and the refusal
-    /// is returned as [`Error::Client`].
-    pub async fn delete_lock(&self, key: &str, seconds: u32) -> Result<(), Error> {
-        self.keyed(Mutate::delete_lock(key, seconds)?).await.map(drop)
-    }
-
-    /// Adds `delta` to a decimal counter (wrapping at 2^64) and returns the new value.
-    pub async fn increment(&self, key: &str, delta: u64) -> Result<u64, Error> {
-        self.keyed(Mutate::increment(key, delta)?).await
-    }
-
-    /// Subtracts `delta` from a decimal counter (stopping at 0) and returns the new value.
-    pub async fn decrement(&self, key: &str, delta: u64) -> Result<u64, Error> {
-        self.keyed(Mutate::decrement(key, delta)?).await
-    }
-
-    /// Sets a new expiration on `key`; [`Error::CacheMiss`] if absent.
-    pub async fn touch(&self, key: &str, seconds: i32) -> Result<(), Error> {
-        self.keyed(Mutate::touch(key, seconds)?).await.map(drop)
-    }
-
-    /// Reads `key` and sets its expiration in one round trip.
-    pub async fn get_and_touch(&self, key: &str, seconds: i32) -> Result<Item, Error> {
-        self.keyed(Get::and_touch(key, seconds)?).await
-    }
-
-    /// Invalidates every item on every server.
-    pub async fn flush_all(&self) -> Result<(), Error> {
-        self.every_server(Admin::flush_all).await.map(drop)
-    }
-
-    /// Checks that every server answers.
-    pub async fn ping(&self) -> Result<(), Error> {
-        self.every_server(Admin::ping).await.map(drop)
-    }
-
-    /// `stats` of every server that answers, keyed by server address; [`Error::NoStats`]
-    /// if none did.
-    pub async fn stats(&self) -> Result<HashMap<String, HashMap<String, String>>, Error> {
-        let plan = multi::every_server(self.inner.config.selector.as_ref(), Stats::new);
-        multi::merge_stats(self.fan_out(plan).await)
-    }
-
-    /// Closes every connection; later calls fail with [`Error::Closed`].
-    pub async fn close(&self) {
+    async fn shut_down(&self) {
         self.inner.closed.store(true, Ordering::Release);
         let pools = std::mem::take(&mut *self.inner.pools.write().unwrap_or_else(|p| p.into_inner()));
         pools.values().for_each(|p| p.close());
@@ -287,14 +189,6 @@ impl<R: Runtime> Client<R> {
             results.push((s.server, reply.and_then(|r| s.op.finish(r))));
         }
         results
-    }
-
-    async fn every_server<O: Op + Send>(&self, make: fn() -> O) -> Result<Vec<O::Output>, Error> {
-        let plan = multi::every_server(self.inner.config.selector.as_ref(), make);
-        if plan.is_empty() {
-            return Err(Error::NoServers);
-        }
-        self.fan_out(plan).await.into_iter().map(|(_, r)| r).collect()
     }
 
     /// Waits for admission to `server`'s pool, opens a connection if the pool says so, and

@@ -51,7 +51,7 @@ pub async fn get_multi_skips_missing_keys<A: Adapter>() {
 
     let none = expect_ok!(A::get_multi(&c, &["x1", "x2", "x3"]).await, "get_multi of missing keys");
     assert!(none.is_empty(), "get_multi of missing keys must be an empty map, got {none:?}");
-    let empty = expect_ok!(A::get_multi(&c, &[]).await, "get_multi of no keys");
+    let empty = expect_ok!(A::get_multi(&c, &[] as &[&str]).await, "get_multi of no keys");
     assert!(empty.is_empty(), "get_multi of no keys must be an empty map, got {empty:?}");
     let dup = expect_ok!(A::get_multi(&c, &["a", "a", "b"]).await, "get_multi with a duplicate key");
     assert_eq!(dup.len(), 2, "duplicates collapse into one entry: {dup:?}");
