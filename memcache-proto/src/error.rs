@@ -88,6 +88,10 @@ pub enum Error {
     /// or changing the servers of a fixed selector). Nothing was changed.
     #[error("memcache: invalid configuration: {0}")]
     InvalidConfig(String),
+    /// A TLS handshake or certificate failure, or a TLS configuration that cannot work. On a
+    /// connection it is a transport failure: the connection is closed.
+    #[error("memcache: TLS: {0}")]
+    Tls(#[source] TlsError),
 }
 
 impl Error {
@@ -99,7 +103,7 @@ impl Error {
     /// decoded, or one that could not be encoded before anything was sent). After a timeout, an IO error or a protocol error the stream
     /// position is unknown, so a reply meant for this call could reach the next one.
     pub fn is_connection_broken(&self) -> bool {
-        matches!(self, Error::Timeout | Error::Io(_) | Error::Protocol(_) | Error::Closed)
+        matches!(self, Error::Timeout | Error::Io(_) | Error::Protocol(_) | Error::Closed | Error::Tls(_))
     }
 
     /// Whether the connection that produced `result` may serve another call. `result` is the
@@ -112,17 +116,17 @@ impl Error {
     }
 
     /// Whether this error says the server (or the path to it) failed: a connect failure, a
-    /// socket error, a timeout or a protocol error. Only these count against a server's
-    /// health; a miss, `NOT_STORED`, a conflict, `CLIENT_ERROR` or `SERVER_ERROR` is the
-    /// server answering.
+    /// socket error, a timeout, a protocol error or a TLS failure (a refused handshake or
+    /// certificate). Only these count against a server's health; a miss, `NOT_STORED`, a
+    /// conflict, `CLIENT_ERROR` or `SERVER_ERROR` is the server answering.
     pub fn is_transport_failure(&self) -> bool {
-        matches!(self, Error::Timeout | Error::Io(_) | Error::Protocol(_))
+        matches!(self, Error::Timeout | Error::Io(_) | Error::Protocol(_) | Error::Tls(_))
     }
 
     /// Whether the call may succeed if retried on a fresh connection (to the same or to a
-    /// failover server): timeouts and socket errors.
+    /// failover server): timeouts, socket errors and TLS failures (transport failures all).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Timeout | Error::Io(_))
+        matches!(self, Error::Timeout | Error::Io(_) | Error::Tls(_))
     }
 
     /// Whether this error, met on a connection taken from the pool, may mean the connection had
@@ -138,11 +142,80 @@ impl Error {
 }
 
 impl From<io::Error> for Error {
+    /// A timeout kind is [`Error::Timeout`]; a rustls error inside (how TLS streams report a
+    /// failed handshake or a bad certificate) is [`Error::Tls`]; anything else is `Io`.
     fn from(e: io::Error) -> Self {
+        #[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
+        let e = match crate::tls::from_io(e) {
+            Ok(tls) => return Error::Tls(tls),
+            Err(e) => e,
+        };
         match e.kind() {
             io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Error::Timeout,
             _ => Error::Io(Arc::new(e)),
         }
+    }
+}
+
+/// What kind of TLS failure an [`Error::Tls`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsFailure {
+    /// The TLS settings cannot work (a PEM without a certificate, an unusable key, a Unix
+    /// socket server, a server name that is not one).
+    Config,
+    /// The server's certificate is not signed by a trusted CA.
+    CertificateNotTrusted,
+    /// The server's certificate is trusted but refused (wrong name, expired, ...).
+    CertificateInvalid,
+    /// The server demanded a client certificate and the client has none (mTLS).
+    ClientCertificateRequired,
+    /// The server refused the client certificate that was sent.
+    ClientCertificateRejected,
+    /// Any other handshake or TLS record failure.
+    Handshake,
+}
+
+/// A TLS failure: what kind, a message that says what happened, and (for handshake and
+/// certificate failures) the rustls error as its source.
+#[derive(Debug, Clone)]
+pub struct TlsError {
+    failure: TlsFailure,
+    message: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl TlsError {
+    /// A TLS error of kind `failure`, saying `message`, caused by `source`.
+    pub fn new(
+        failure: TlsFailure,
+        message: impl Into<String>,
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    ) -> TlsError {
+        TlsError { failure, message: message.into(), source }
+    }
+
+    /// What kind of failure this is.
+    pub fn failure(&self) -> TlsFailure {
+        self.failure
+    }
+}
+
+impl std::fmt::Display for TlsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for TlsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<TlsError> for Error {
+    fn from(e: TlsError) -> Self {
+        Error::Tls(e)
     }
 }
 

@@ -21,6 +21,8 @@
 //!   sit behind the `json`, `postcard`, `zlib` and `lz4` features (none on by default).
 //! - [`config`]: the one `Builder` and its defaults (100 ms timeout, 2 connections per server).
 //! - [`io`]: reading into a connection's buffer through `Read`-style APIs, for adapters.
+//! - `tls` (features `tls` / `tls-aws-lc-rs`): the one TLS configuration every adapter
+//!   handshakes with (rustls; no IO here).
 //!
 //! # Two layers
 //!
@@ -99,11 +101,14 @@ pub mod response;
 pub mod retry;
 mod selector;
 mod surface;
+#[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))))]
+pub mod tls;
 
 pub use command::Command;
 pub use connection::{Completed, Connection, RequestId};
 pub use decode::Decoder;
-pub use error::{Error, ProtoError};
+pub use error::{Error, ProtoError, TlsError, TlsFailure};
 pub use health::{FailurePolicy, Health};
 pub use item::Item;
 pub use ketama::Ketama;

@@ -4,12 +4,14 @@
 //!   and talks to them directly, independent of any client under test.
 //! - [`fault`]: fake servers that stall, reset, answer garbage or half a value, and a proxy that
 //!   dribbles, delays, holds or cuts the traffic of a real server.
+//! - [`tls`]: test certificates and `memcached -Z` (TLS, mTLS) for the TLS conformance runs.
 
 pub mod adapters;
 pub mod bench;
 pub mod conformance;
 pub mod fault;
 pub mod memcached;
+pub mod tls;
 
 pub use fault::{CountingProxy, Fault, FaultServer, Proxy, ProxyMode};
 pub use memcached::Memcached;

@@ -23,10 +23,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::tls::{ServerFiles, TlsServer};
+
 /// How long a freshly started server may take to answer `version`.
 const READY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How many times a start is retried (a free port may be taken between probing and binding).
-const START_ATTEMPTS: usize = 5;
+pub(crate) const START_ATTEMPTS: usize = 5;
 /// Read/write timeout of the helper connections ([`Memcached::request`] and friends).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How much of the server's stderr is kept for error messages.
@@ -38,9 +40,20 @@ const INSTALL_HINT: &str = "install memcached (Debian/Ubuntu: `apt-get install m
 
 /// Where a server listens.
 #[derive(Debug, Clone)]
-enum Listen {
-    Tcp { port: u16 },
-    Unix { dir: PathBuf, path: PathBuf },
+pub(crate) enum Listen {
+    Tcp {
+        port: u16,
+    },
+    Unix {
+        dir: PathBuf,
+        path: PathBuf,
+    },
+    /// TLS on `port`, plain text on `plain_port` for the helpers (`-l P1,notls:P2`).
+    Tls {
+        port: u16,
+        plain_port: u16,
+        files: Arc<ServerFiles>,
+    },
 }
 
 /// A running `memcached` process owned by a test.
@@ -87,7 +100,13 @@ impl Memcached {
     }
 
     /// Like [`Memcached::start`], with `extra` appended to the command line (e.g. `["-I", "2m"]`).
+    ///
+    /// In a process that called [`serve_tls_by_default`](crate::tls::serve_tls_by_default), this
+    /// starts a TLS server ([`Memcached::start_tls_with_args`]).
     pub fn start_with_args(extra: &[&str]) -> Memcached {
+        if crate::tls::tls_by_default() {
+            return Memcached::start_tls_with_args(TlsServer::plain(), extra);
+        }
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let mut errors = Vec::new();
         for _ in 0..START_ATTEMPTS {
@@ -121,17 +140,32 @@ impl Memcached {
     }
 
     /// `"127.0.0.1:PORT"` for a TCP server, the socket path (it contains a `/`) for a Unix one.
+    /// For a TLS server, the TLS address.
     pub fn addr(&self) -> String {
         match &self.listen {
-            Listen::Tcp { port } => format!("127.0.0.1:{port}"),
+            Listen::Tcp { port } | Listen::Tls { port, .. } => format!("127.0.0.1:{port}"),
             Listen::Unix { path, .. } => path.to_string_lossy().into_owned(),
         }
+    }
+
+    /// Where the server speaks plain text: [`addr`](Self::addr), except for a TLS server,
+    /// whose second, `notls` listener this is.
+    pub fn plain_addr(&self) -> String {
+        match &self.listen {
+            Listen::Tls { plain_port, .. } => format!("127.0.0.1:{plain_port}"),
+            _ => self.addr(),
+        }
+    }
+
+    /// Whether clients must speak TLS to [`addr`](Self::addr).
+    pub fn is_tls(&self) -> bool {
+        matches!(self.listen, Listen::Tls { .. })
     }
 
     /// The TCP port, or `None` for a Unix-socket server.
     pub fn port(&self) -> Option<u16> {
         match self.listen {
-            Listen::Tcp { port } => Some(port),
+            Listen::Tcp { port } | Listen::Tls { port, .. } => Some(port),
             Listen::Unix { .. } => None,
         }
     }
@@ -186,7 +220,7 @@ impl Memcached {
     /// # Panics
     /// On any I/O error, or if no `MN` arrives within 10 s.
     pub fn request(&self, raw: &[u8]) -> Vec<u8> {
-        raw_request(&self.addr(), raw)
+        raw_request(&self.plain_addr(), raw)
     }
 
     /// The value of `key` read directly from this server with `get`, `None` on a miss.
@@ -231,7 +265,7 @@ impl Memcached {
         lossy(&lock(&self.stderr))
     }
 
-    fn launch(listen: Listen, extra: Vec<String>) -> Result<Memcached, String> {
+    pub(crate) fn launch(listen: Listen, extra: Vec<String>) -> Result<Memcached, String> {
         let mut server = Memcached {
             child: None,
             listen,
@@ -253,6 +287,10 @@ impl Memcached {
             }
             Listen::Unix { path, .. } => {
                 cmd.arg("-s").arg(path);
+            }
+            Listen::Tls { port, plain_port, files } => {
+                cmd.args(["-l", &format!("127.0.0.1:{port},notls:127.0.0.1:{plain_port}")]);
+                cmd.args(files.args());
             }
         }
         if running_as_root() {
@@ -281,7 +319,7 @@ impl Memcached {
     /// Polls until the server answers `version`, then checks (via `stats pid`) that the answer came
     /// from our process and not from someone else who owns the port.
     fn wait_ready(&mut self) -> Result<(), String> {
-        let addr = self.addr();
+        let addr = self.plain_addr();
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if let Some(child) = self.child.as_mut() {
@@ -473,7 +511,7 @@ fn parse_gets_reply(reply: &[u8]) -> Result<Option<DirectItem>, String> {
 
 /// Learns a free port by binding `127.0.0.1:0`. The port is released before memcached binds it, so
 /// another process may grab it first; the launcher detects that and retries.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0 to find a free port");
     listener.local_addr().expect("local_addr of a bound listener").port()
 }
@@ -506,7 +544,7 @@ fn running_as_root() -> bool {
 }
 
 /// A new, empty directory under the system temp dir (short path: Unix socket paths are limited).
-fn make_temp_dir() -> PathBuf {
+pub(crate) fn make_temp_dir() -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let base = std::env::temp_dir();
     for _ in 0..100 {
