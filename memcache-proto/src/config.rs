@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::{Error, Limits, ServerList, ServerSelector};
+use crate::{Error, FailurePolicy, Health, Limits, ServerList, ServerSelector};
 
 /// gomemcache's `DefaultTimeout`: the socket read/write timeout of one call.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(100);
@@ -38,6 +38,11 @@ pub struct Config {
     pub max_in_flight: usize,
     /// Decoder bounds.
     pub limits: Limits,
+    /// Dead-server handling (see [`Builder::failure_policy`]).
+    pub failure_policy: FailurePolicy,
+    /// How often the server names are looked up again, if at all (see
+    /// [`Builder::resolve_every`]).
+    pub resolve_every: Option<Duration>,
     /// How long a caller waiting for its reply keeps checking the socket before it sleeps
     /// (zero, the default: it sleeps at once). See [`Builder::busy_poll`].
     pub busy_poll: Duration,
@@ -52,6 +57,8 @@ impl fmt::Debug for Config {
             .field("max_idle_conns", &self.max_idle_conns)
             .field("max_in_flight", &self.max_in_flight)
             .field("busy_poll", &self.busy_poll)
+            .field("failure_policy", &self.failure_policy)
+            .field("resolve_every", &self.resolve_every)
             .finish()
     }
 }
@@ -66,6 +73,8 @@ pub struct Builder<C> {
     max_in_flight: usize,
     limits: Limits,
     busy_poll: Duration,
+    failure_policy: FailurePolicy,
+    resolve_every: Option<Duration>,
     client: PhantomData<fn() -> C>,
 }
 
@@ -86,6 +95,8 @@ impl<C: FromConfig> Default for Builder<C> {
             max_in_flight: 1024,
             limits: Limits::default(),
             busy_poll: Duration::ZERO,
+            failure_policy: FailurePolicy::default(),
+            resolve_every: None,
             client: PhantomData,
         }
     }
@@ -154,6 +165,28 @@ impl<C: FromConfig> Builder<C> {
         self
     }
 
+    /// Dead-server handling (default [`FailurePolicy::default`]: down after 3 consecutive
+    /// transport failures, probed after 1 s, no ejection). A call for a down server's keys
+    /// fails at once with [`Error::ServerUnavailable`] instead of waiting out a timeout;
+    /// [`FailurePolicy::disabled`] sends every call to the network as gomemcache does.
+    /// `build()` refuses `eject: true` unless the selector can eject ([`Ketama`]).
+    ///
+    /// [`Ketama`]: crate::Ketama
+    pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
+        self.failure_policy = policy;
+        self
+    }
+
+    /// Looks the server names up again every `interval` (default: never; see
+    /// `Client::refresh_servers` for doing it on demand), so a name whose addresses change
+    /// is followed without a restart. The lookup runs off the call path (on a blocking
+    /// thread in the async clients); a name that fails to resolve keeps its last good
+    /// addresses.
+    pub fn resolve_every(mut self, interval: Duration) -> Self {
+        self.resolve_every = Some(interval);
+        self
+    }
+
     /// Resolves the servers and makes the client; no connection is opened yet.
     pub fn build(self) -> Result<C, Error> {
         C::from_config(self.config()?)
@@ -166,8 +199,11 @@ impl<C: FromConfig> Builder<C> {
             (None, Some(servers)) => Arc::new(ServerList::new(servers)?),
             (None, None) => Arc::new(ServerList::default()),
         };
+        Health::validate(&self.failure_policy, selector.as_ref())?;
         Ok(Config {
             selector,
+            failure_policy: self.failure_policy,
+            resolve_every: self.resolve_every,
             timeout: self.timeout,
             connect_timeout: self.connect_timeout.unwrap_or(self.timeout),
             max_idle_conns: self.max_idle_conns,

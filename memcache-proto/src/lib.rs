@@ -87,6 +87,7 @@ mod decode;
 #[cfg_attr(docsrs, doc(cfg(feature = "driver")))]
 pub mod driver;
 mod error;
+pub mod fleet;
 pub mod health;
 pub mod io;
 mod item;

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use crate::op::GetMulti;
-use crate::{Error, Item, Key, ServerAddr, ServerSelector};
+use crate::{Error, Item, ServerAddr, ServerSelector};
 
 /// Validates every key (one bad key fails the whole call, before anything is sent) and groups
 /// them by the server the selector picks, in order of first appearance.
@@ -11,15 +11,7 @@ pub fn plan_get_multi<S: AsRef<str>>(
     selector: &dyn ServerSelector,
     keys: impl IntoIterator<Item = S>,
 ) -> Result<Vec<(ServerAddr, GetMulti)>, Error> {
-    let mut groups: Vec<(ServerAddr, Vec<Key>)> = Vec::new();
-    for key in keys {
-        let key = Key::copy_from(key.as_ref().as_bytes())?;
-        let server = selector.pick_server(key.as_bytes())?;
-        match groups.iter_mut().find(|(s, _)| *s == server) {
-            Some((_, group)) => group.push(key),
-            None => groups.push((server, vec![key])),
-        }
-    }
+    let groups = crate::fleet::group(keys, |k| selector.pick_server(k))?;
     Ok(groups.into_iter().map(|(s, keys)| (s, GetMulti::new(keys))).collect())
 }
 

@@ -270,6 +270,8 @@ mod tests {
             max_in_flight: 1,
             limits: Limits::default(),
             busy_poll: Duration::ZERO,
+            failure_policy: crate::FailurePolicy::default(),
+            resolve_every: None,
         };
         let clock = Clock { now: Instant::now, sleep: |_| Box::pin(std::future::pending()) };
         Pipe::new(Silent, &config, clock).0

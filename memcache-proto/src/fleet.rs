@@ -1,0 +1,227 @@
+//! A client's servers: the selector, their health, and changes to the list while it runs.
+//!
+//! Both clients (the blocking one and the async driver) hold one [`Fleet`] shared by all
+//! their clones, and ask it, for every call: where does this key go now ([`Fleet::route`]),
+//! how did it go ([`Fleet::record`]), did the server list change under me
+//! ([`Fleet::departed`]: the servers whose connections to close), and is a periodic
+//! re-resolution due ([`Fleet::refresh_due`]). Every decision is here, once; the clients only
+//! act on the answers. Sans-IO: time is passed in.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::health::{Health, Permit};
+use crate::op::GetMulti;
+use crate::{Error, FailurePolicy, Key, ServerAddr, ServerSelector};
+
+/// The servers a client talks to, and what it knows about them.
+pub struct Fleet {
+    selector: Arc<dyn ServerSelector>,
+    health: Health,
+    /// The selector's generation when `known` was taken (fast check without the lock).
+    seen: AtomicU64,
+    known: Mutex<Vec<ServerAddr>>,
+    resolve_every: Option<Duration>,
+    /// When the fleet was made: the origin of `next_resolve`.
+    origin: Instant,
+    /// Nanoseconds after `origin` at which the next re-resolution is due.
+    next_resolve: AtomicU64,
+}
+
+impl fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fleet")
+            .field("selector", &self.selector)
+            .field("policy", self.health.policy())
+            .field("resolve_every", &self.resolve_every)
+            .finish()
+    }
+}
+
+/// A `get_multi` split by server: the groups to send, each under its [`Permit`], and the
+/// servers that are down (their keys' share of the answer is that error).
+#[derive(Debug, Default)]
+pub struct MultiPlan {
+    /// Where each group of keys goes.
+    pub send: Vec<(ServerAddr, Permit, GetMulti)>,
+    /// The servers that are down, each once, with its [`Error::ServerUnavailable`].
+    pub unavailable: Vec<(ServerAddr, Error)>,
+}
+
+impl Fleet {
+    /// A fleet over `selector`, applying `policy`; re-resolved every `resolve_every` if set.
+    /// Refuses ejection with a selector that cannot eject.
+    pub fn new(
+        selector: Arc<dyn ServerSelector>,
+        policy: FailurePolicy,
+        resolve_every: Option<Duration>,
+        now: Instant,
+    ) -> Result<Fleet, Error> {
+        Health::validate(&policy, selector.as_ref())?;
+        let first = resolve_every.map_or(u64::MAX, nanos);
+        Ok(Fleet {
+            seen: AtomicU64::new(selector.generation()),
+            known: Mutex::new(selector.servers()),
+            selector,
+            health: Health::new(policy),
+            resolve_every,
+            origin: now,
+            next_resolve: AtomicU64::new(first),
+        })
+    }
+
+    /// The selector.
+    pub fn selector(&self) -> &dyn ServerSelector {
+        self.selector.as_ref()
+    }
+
+    /// The health tracker.
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// Where a call for `key` goes now (see [`Health::route`]).
+    pub fn route(&self, key: &[u8], now: Instant) -> Result<(ServerAddr, Permit), Error> {
+        self.health.route(self.selector.as_ref(), key, now)
+    }
+
+    /// Records how a call to `server` under `permit` ended.
+    pub fn record<T>(&self, server: &ServerAddr, permit: Permit, result: &Result<T, Error>, now: Instant) {
+        self.health.record(server, permit, result.as_ref().map(drop), now);
+    }
+
+    /// Validates every key (one bad key fails the whole call) and groups them by the server
+    /// they go to now: a down server's keys are reported unavailable, or, with ejection, join
+    /// the next live server's group. Each server is checked once, so at most one probe.
+    pub fn plan_get_multi<S: AsRef<str>>(
+        &self,
+        keys: impl IntoIterator<Item = S>,
+        now: Instant,
+    ) -> Result<MultiPlan, Error> {
+        let groups = group(keys, |k| self.selector.pick_server(k))?;
+        let mut send: Vec<Group> = Vec::new();
+        let mut unavailable = Vec::new();
+        let mut ejected = Vec::new();
+        for (server, keys) in groups {
+            match self.health.check(&server, now) {
+                Ok(permit) => send.push((server, permit, keys)),
+                Err(e) if self.health.policy().eject => ejected.push((server, keys, e)),
+                Err(e) => unavailable.push((server, e)),
+            }
+        }
+        for (server, keys, e) in ejected {
+            self.eject(server, keys, e, (&mut send, &mut unavailable), now)?;
+        }
+        let send = send.into_iter().map(|(s, p, keys)| (s, p, GetMulti::new(keys))).collect();
+        Ok(MultiPlan { send, unavailable })
+    }
+
+    /// Moves the keys of `server`, which is down, to the next live servers on the ring.
+    fn eject(
+        &self,
+        server: ServerAddr,
+        keys: Vec<Key>,
+        unavailable: Error,
+        (send, failed): (&mut Vec<Group>, &mut Vec<(ServerAddr, Error)>),
+        now: Instant,
+    ) -> Result<(), Error> {
+        let down: Vec<ServerAddr> =
+            self.selector.servers().into_iter().filter(|s| self.health.is_down(s)).collect();
+        for key in keys {
+            let other = self.selector.pick_server_skipping(key.as_bytes(), &|s| down.contains(s))?;
+            if failed.iter().any(|(s, _)| *s == other) {
+                // Already failed: this key's share of the answer is that error.
+                continue;
+            }
+            if let Some((_, _, group)) = send.iter_mut().find(|(s, _, _)| *s == other) {
+                group.push(key);
+            } else if other == server || down.contains(&other) {
+                failed.push((other, unavailable.clone()));
+            } else {
+                match self.health.check(&other, now) {
+                    Ok(permit) => send.push((other, permit, vec![key])),
+                    Err(e) => failed.push((other, e)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces the servers (all or nothing, see [`ServerSelector::replace_servers`]).
+    pub fn set_servers(&self, servers: &[&str]) -> Result<(), Error> {
+        self.selector.replace_servers(servers)
+    }
+
+    /// Looks every name up again (blocking the calling thread: async clients call this on a
+    /// blocking thread). See [`ServerSelector::refresh`].
+    pub fn refresh(&self) -> Result<(), Error> {
+        self.selector.refresh()
+    }
+
+    /// The servers that left the list since the last call (through
+    /// [`set_servers`](Self::set_servers), a refresh that found new addresses, or the owner
+    /// of a shared selector): the client closes their connections once their requests in
+    /// flight are done. Their health is forgotten. One atomic load when nothing changed.
+    pub fn departed(&self) -> Vec<ServerAddr> {
+        let generation = self.selector.generation();
+        if generation == self.seen.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        let generation = self.selector.generation();
+        let current = self.selector.servers();
+        let gone = known.iter().filter(|s| !current.contains(s)).cloned().collect();
+        self.health.retain(&current);
+        *known = current;
+        self.seen.store(generation, Ordering::Release);
+        gone
+    }
+
+    /// Whether this caller should start a periodic re-resolution now (true for exactly one
+    /// caller per interval). The caller runs [`refresh`](Self::refresh) off the call path.
+    pub fn refresh_due(&self, now: Instant) -> bool {
+        let Some(every) = self.resolve_every else { return false };
+        let elapsed = nanos(now.saturating_duration_since(self.origin));
+        let due = self.next_resolve.load(Ordering::Acquire);
+        elapsed >= due
+            && self
+                .next_resolve
+                .compare_exchange(
+                    due,
+                    elapsed.saturating_add(nanos(every)),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+    }
+}
+
+/// Keys bound for one server under one permit, while a plan is made.
+type Group = (ServerAddr, Permit, Vec<Key>);
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Validates every key and groups the keys by `pick`'s answer, in order of first appearance.
+pub(crate) fn group<S: AsRef<str>>(
+    keys: impl IntoIterator<Item = S>,
+    mut pick: impl FnMut(&[u8]) -> Result<ServerAddr, Error>,
+) -> Result<Vec<(ServerAddr, Vec<Key>)>, Error> {
+    let mut groups: Vec<(ServerAddr, Vec<Key>)> = Vec::new();
+    for key in keys {
+        let key = Key::copy_from(key.as_ref().as_bytes())?;
+        let server = pick(key.as_bytes())?;
+        match groups.iter_mut().find(|(s, _)| *s == server) {
+            Some((_, group)) => group.push(key),
+            None => groups.push((server, vec![key])),
+        }
+    }
+    Ok(groups)
+}
+
+#[cfg(test)]
+#[path = "fleet_tests.rs"]
+mod tests;
