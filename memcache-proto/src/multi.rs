@@ -75,6 +75,15 @@ pub fn all_ok<T>(answers: Vec<(ServerAddr, Result<T, Error>)>) -> Result<Vec<T>,
     answers.into_iter().map(|(_, r)| r).collect()
 }
 
+/// Every server's answer keyed by its address, or the first failure; [`Error::NoServers`]
+/// when there was no server to ask.
+pub fn by_server<T>(answers: Vec<(ServerAddr, Result<T, Error>)>) -> Result<HashMap<String, T>, Error> {
+    if answers.is_empty() {
+        return Err(Error::NoServers);
+    }
+    answers.into_iter().map(|(s, r)| r.map(|t| (s.to_string(), t))).collect()
+}
+
 /// Merges per-server `stats` answers keyed by server address; [`Error::NoStats`] when no
 /// server answered.
 pub fn merge_stats(

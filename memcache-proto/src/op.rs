@@ -348,6 +348,38 @@ impl Op for Admin {
     }
 }
 
+/// `version`: the server's version string.
+#[derive(Debug)]
+pub struct Version {
+    command: Command,
+}
+
+impl Version {
+    /// `version`.
+    pub fn new() -> Version {
+        Version { command: Command::Version }
+    }
+}
+
+impl Default for Version {
+    fn default() -> Self {
+        Version::new()
+    }
+}
+
+impl Op for Version {
+    type Output = String;
+    fn command(&self) -> &Command {
+        &self.command
+    }
+    fn finish(self, response: Response) -> Result<String, Error> {
+        match response {
+            Response::Version(v) => Ok(lossy(&v)),
+            other => Err(reply_error(other)),
+        }
+    }
+}
+
 /// `stats` or `stats <group>`: one server's statistics as a map.
 #[derive(Debug)]
 pub struct Stats {

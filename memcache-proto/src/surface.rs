@@ -130,6 +130,13 @@ macro_rules! client_calls {
                 $crate::multi::all_ok($this.fan_out(plan)$(.$aw)?).map(drop)
             }
 
+            /// Every server's version (`version`), keyed by server address; fails with the
+            /// first server that does not answer.
+            fn version() -> Result<std::collections::HashMap<String, String>, $crate::Error> {
+                let plan = $crate::multi::every_server($this.selector(), $crate::op::Version::new);
+                $crate::multi::by_server($this.fan_out(plan)$(.$aw)?)
+            }
+
             /// `stats` of every server that answers, keyed by server address;
             /// [`Error::NoStats`](crate::Error::NoStats) if none did.
             fn stats()

@@ -195,6 +195,7 @@ macro_rules! conformance_suite {
             get_multi_across_three_servers_uses_gomemcache_hashing,
             flush_all_reaches_every_server,
             ping_reaches_every_server,
+            version_of_every_server,
             stats_keyed_by_server,
             close_releases_connections,
             get_multi_asks_servers_concurrently,

@@ -124,6 +124,26 @@ pub async fn ping_reaches_every_server<A: Adapter>() {
     drop(servers);
 }
 
+/// `version` asks every server and keys the answers by server address; a dead server fails it.
+pub async fn version_of_every_server<A: Adapter>() {
+    let (servers, addrs) = start_servers(2);
+    let c = client::<A>(ClientConfig::new(addrs.clone()));
+    let versions = expect_ok!(A::version(&c).await, "version of two live servers");
+    let mut keys: Vec<&String> = versions.keys().collect();
+    keys.sort();
+    let mut expected: Vec<&String> = addrs.iter().collect();
+    expected.sort();
+    assert_eq!(keys, expected, "one version per configured server");
+    for (server, v) in &versions {
+        assert!(v.starts_with("1."), "{server} answered version {v:?}");
+    }
+    let c = client::<A>(
+        ClientConfig::new([addrs[0].clone(), closed_port_addr()]).timeout(Duration::from_secs(1)),
+    );
+    expect_err!(A::version(&c).await, Error::Io(_) | Error::Timeout, "version with one dead server");
+    drop(servers);
+}
+
 /// `stats` is keyed by server address (as configured), one entry per answering server;
 /// `NoStats` when none answers.
 pub async fn stats_keyed_by_server<A: Adapter>() {
