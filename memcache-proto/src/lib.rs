@@ -94,6 +94,7 @@ mod item;
 mod ketama;
 mod key;
 mod limits;
+mod matching;
 pub mod multi;
 pub mod op;
 pub mod prelude;

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use crate::command::{ArithVerb, Command, StatsArg, StoreVerb};
+use crate::matching::KeyMatcher;
 use crate::response::{Response, Value};
 use crate::{Error, Item, Key, Keys, ProtoError};
 
@@ -130,12 +131,12 @@ impl Op for GetMulti {
     }
     fn finish(self, response: Response) -> Result<Self::Output, Error> {
         let Response::Values(values) = response else { return Err(reply_error(response)) };
-        // memcached answers in request order, skipping misses: every value must match a
-        // requested key at or after the previous match, or the stream is out of sync.
-        let mut requested = self.keys().iter();
+        // memcached answers in request order, a proxy in any order: every value must answer a
+        // requested key, or the stream is out of sync.
+        let mut requested = KeyMatcher::new(self.keys());
         let mut items = HashMap::with_capacity(values.len());
         for v in values {
-            if !requested.any(|k| k.as_bytes() == v.key) {
+            if requested.take(&v.key).is_none() {
                 return Err(desync("a value for a key not requested"));
             }
             let item = into_item(v)?;
