@@ -133,24 +133,23 @@ impl<R: Runtime> Client<R> {
 
     async fn keyed<O: KeyedOp>(&self, op: O) -> Result<O::Output, Error> {
         let server = self.inner.config.selector.pick_server(op.key().as_bytes())?;
-        let response = self.request(&server, op.command()).await;
-        op.finish(response?)
+        self.call(&server, op).await
     }
 
-    /// One request and its reply, under the call's deadline. A pooled connection found stale
+    /// One op and its reply, under the call's deadline. A pooled connection found stale
     /// is replaced once (see [`Error::is_stale_connection`]).
-    async fn request(&self, server: &ServerAddr, command: &crate::Command) -> Result<crate::Response, Error> {
+    async fn call<O: Op>(&self, server: &ServerAddr, op: O) -> Result<O::Output, Error> {
         let mut retried = false;
         loop {
-            let (ticket, lease) = self.submit(server, command).await?;
+            let (mut ticket, lease) = self.submit(server, op.command()).await?;
             let reused = lease.reused();
             // No timer per call: the pipe's driver fails the pipe, and so this ticket, when
             // its oldest request outlives the timeout.
-            let result = ticket.await;
+            let result = (&mut ticket).await;
             drop(lease);
             match result {
                 Err(e) if reused && !retried && e.is_stale_connection() => retried = true,
-                result => return result,
+                result => return finish(op, result, ticket.pipe()),
             }
         }
     }
@@ -178,15 +177,16 @@ impl<R: Runtime> Client<R> {
         let _ = R::timeout(self.inner.config.timeout, wait_all).await;
         let mut results = Vec::with_capacity(sent.len());
         for (s, reply) in sent.into_iter().zip(replies) {
-            let reply = match (reply, &s.ticket) {
+            let result = match (reply, &s.ticket) {
                 (Some(Err(e)), Ok((_, lease))) if lease.reused() && e.is_stale_connection() => {
-                    self.request(&s.server, s.op.command()).await
+                    self.call(&s.server, s.op).await
                 }
-                (Some(r), _) => r,
+                (Some(r), Ok((ticket, _))) => finish(s.op, r, ticket.pipe()),
+                (Some(r), Err(_)) => r.and_then(|r| s.op.finish(r)),
                 (None, Ok((ticket, _))) => Err(timed_out(ticket.pipe())),
                 (None, Err(e)) => Err(e.clone()),
             };
-            results.push((s.server, reply.and_then(|r| s.op.finish(r))));
+            results.push((s.server, result));
         }
         results
     }
@@ -240,6 +240,17 @@ impl<R: Runtime> Client<R> {
 fn sleep<R: Runtime>(d: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
     Box::pin(async move {
         let _ = R::timeout(d, std::future::pending::<()>()).await;
+    })
+}
+
+/// Finishes `op` with the reply read on `pipe`. A reply the op finds out of sync with its
+/// request (a value for a key it did not ask for) breaks the connection as garbled bytes do:
+/// the pipe is failed, so nothing more is read from that stream.
+fn finish<O: Op>(op: O, reply: Result<crate::Response, Error>, pipe: &Pipe) -> Result<O::Output, Error> {
+    op.finish(reply?).inspect_err(|e| {
+        if e.is_connection_broken() {
+            pipe.fail(e.clone());
+        }
     })
 }
 

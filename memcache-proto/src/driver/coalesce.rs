@@ -3,9 +3,10 @@
 //! memcached answers a pipeline of separate `get`s with one `sendmsg` per reply, but a
 //! multi-key `get` with a few. So when several callers read single keys from one server at
 //! once, the pipeline sends one `gets k1 k2 ...` for all of them: far fewer system calls on
-//! both sides, for the same replies. The reply lists values in request order and skips
-//! misses, which is what lets it be split back, key by key.
+//! both sides, for the same replies. Each value in the reply names its key, which is what
+//! lets it be split back, key by key, in whatever order it comes.
 
+use crate::matching::KeyMatcher;
 use crate::{Command, Key, ProtoError, Response};
 
 /// The key of a command that may join a merged `gets`: a single-key `gets` without touch.
@@ -22,7 +23,9 @@ pub(crate) fn command(gathered: &[(u64, Key)]) -> Command {
 }
 
 /// Each gathered request's own reply: its value (or none, a miss), or the error line that
-/// answered the whole command. A value for no gathered key means the stream is out of sync.
+/// answered the whole command. Values are matched by key in any order (a proxy may reorder
+/// them); a value for no gathered key, or for one more often than it was gathered, means the
+/// stream is out of sync.
 pub(crate) fn split(
     gathered: Vec<(u64, Key)>,
     response: Response,
@@ -30,18 +33,16 @@ pub(crate) fn split(
     let Response::Values(values) = response else {
         return Ok(gathered.into_iter().map(|(slot, _)| (slot, response.clone())).collect());
     };
-    let mut values = values.into_iter().peekable();
-    let replies = gathered
-        .into_iter()
-        .map(|(slot, key)| {
-            let mine = values.next_if(|v| v.key == key.as_bytes());
-            (slot, Response::Values(mine.into_iter().collect()))
-        })
-        .collect();
-    match values.next() {
-        Some(v) => Err(ProtoError::unexpected(&[b"VALUE ", &v.key[..]].concat())),
-        None => Ok(replies),
+    let mut replies: Vec<(u64, Response)> =
+        gathered.iter().map(|(slot, _)| (*slot, Response::Values(Vec::new()))).collect();
+    let mut matcher = KeyMatcher::new(&gathered);
+    for v in values {
+        let Some((_, Response::Values(mine))) = matcher.take(&v.key).and_then(|i| replies.get_mut(i)) else {
+            return Err(ProtoError::unexpected(&[b"VALUE ", &v.key[..]].concat()));
+        };
+        mine.push(v);
     }
+    Ok(replies)
 }
 
 #[cfg(test)]
@@ -80,7 +81,26 @@ mod tests {
         let gathered = vec![(1, key("a")), (2, key("b"))];
         let err = Response::ServerError(Bytes::from_static(b"out of memory"));
         assert!(split(gathered.clone(), err.clone()).expect("framed").iter().all(|(_, r)| *r == err));
-        assert!(split(gathered, Response::Values(vec![value("zzz", "x")])).is_err());
+        assert!(split(gathered.clone(), Response::Values(vec![value("zzz", "x")])).is_err());
+        let twice = Response::Values(vec![value("b", "2"), value("b", "2")]);
+        assert!(split(gathered, twice).is_err(), "b was gathered once");
+    }
+
+    #[test]
+    fn values_in_reverse_order_still_go_to_their_keys() {
+        let gathered = vec![(1, key("a")), (2, key("b")), (3, key("c")), (4, key("a"))];
+        let reply =
+            Response::Values(vec![value("c", "3"), value("a", "1"), value("b", "2"), value("a", "1")]);
+        let split = split(gathered, reply).expect("any order");
+        let data: Vec<(u64, Vec<Bytes>)> = split
+            .into_iter()
+            .map(|(s, r)| match r {
+                Response::Values(v) => (s, v.into_iter().map(|v| v.data).collect()),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let b = |s: &'static str| vec![Bytes::from_static(s.as_bytes())];
+        assert_eq!(data, [(1, b("1")), (2, b("2")), (3, b("3")), (4, b("1"))]);
     }
 
     #[test]
