@@ -3,5 +3,7 @@
 # that the tests start themselves), fault-injection and fuzz-corpus replay tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export MEMCACHED_BIN="${MEMCACHED_BIN:-$(scripts/ensure-memcached.sh)}"
+# The script honours a MEMCACHED_BIN already set, and installs twemproxy if missing.
+MEMCACHED_BIN="$(scripts/ensure-memcached.sh)"
+export MEMCACHED_BIN
 cargo test --workspace --locked

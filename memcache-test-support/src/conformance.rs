@@ -59,6 +59,7 @@ mod concurrency;
 mod exactly_once;
 mod faults;
 mod keys;
+mod proxy;
 mod servers;
 mod util;
 
@@ -68,6 +69,7 @@ pub use concurrency::*;
 pub use exactly_once::*;
 pub use faults::*;
 pub use keys::*;
+pub use proxy::*;
 pub use servers::*;
 pub use util::XorShift;
 
@@ -219,6 +221,12 @@ macro_rules! conformance_suite {
             // busy polling
             busy_polling_keeps_every_guarantee,
             busy_polling_reports_broken_connections,
+            // behind a proxy
+            twemproxy_supports_every_keyed_call,
+            twemproxy_get_multi_of_200_keys_spans_every_backend,
+            twemproxy_32_concurrent_getters_get_their_own_values,
+            twemproxy_refused_calls_fail_fast_and_the_client_recovers,
+            multi_key_replies_in_any_order,
         );
     };
     (@tests $a:ty; $($name:ident),* $(,)?) => {

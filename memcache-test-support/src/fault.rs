@@ -18,8 +18,10 @@ use std::time::{Duration, Instant};
 
 mod counting;
 mod net;
+pub mod reversed;
 
 pub use counting::CountingProxy;
+pub use reversed::NOT_REQUESTED;
 
 use net::{Background, Registry, connect_any, lock, read_chunk, wait_until};
 
@@ -56,6 +58,10 @@ pub enum Fault {
     HalfValue,
     /// Accept and close at once (FIN): the client reads EOF.
     CloseImmediately,
+    /// Answer `get`/`gets` as a proxy in front of several servers may: values in reverse
+    /// request order (each value is its key; keys starting with `miss` are misses), plus a
+    /// value for [`NOT_REQUESTED`] when a key starts with `stray`. See [`reversed`].
+    ReversedValues,
 }
 
 /// A fake server on `127.0.0.1` (ephemeral port) that misbehaves as its [`Fault`] says.
@@ -169,6 +175,7 @@ fn serve_fault(fault: Fault, mut stream: TcpStream, counters: &Counters, registr
             }
         }
         Fault::CloseImmediately => drain_then_close(stream, counters),
+        Fault::ReversedValues => reversed::serve(stream, counters),
     }
 }
 

@@ -5,6 +5,7 @@
 //! - [`fault`]: fake servers that stall, reset, answer garbage or half a value, and a proxy that
 //!   dribbles, delays, holds or cuts the traffic of a real server.
 //! - [`tls`]: test certificates and `memcached -Z` (TLS, mTLS) for the TLS conformance runs.
+//! - [`twemproxy`]: starts twemproxy (`nutcracker`) in front of real `memcached` servers.
 
 pub mod adapters;
 pub mod bench;
@@ -12,6 +13,8 @@ pub mod conformance;
 pub mod fault;
 pub mod memcached;
 pub mod tls;
+pub mod twemproxy;
 
 pub use fault::{CountingProxy, Fault, FaultServer, Proxy, ProxyMode};
 pub use memcached::Memcached;
+pub use twemproxy::Twemproxy;

@@ -453,7 +453,7 @@ fn ends_with_mn(buf: &[u8]) -> bool {
 }
 
 /// Connects and sends `version`; true if a `VERSION` line comes back.
-fn probe_version(addr: &str) -> bool {
+pub(crate) fn probe_version(addr: &str) -> bool {
     let Ok(mut conn) = Conn::connect(addr, Duration::from_millis(500)) else {
         return false;
     };
@@ -560,7 +560,7 @@ pub(crate) fn make_temp_dir() -> PathBuf {
     panic!("could not create a fresh temp dir under {}", base.display());
 }
 
-fn drain_stderr(mut pipe: impl Read, sink: &Mutex<Vec<u8>>) {
+pub(crate) fn drain_stderr(mut pipe: impl Read, sink: &Mutex<Vec<u8>>) {
     let mut buf = [0u8; 4096];
     loop {
         match pipe.read(&mut buf) {
@@ -579,7 +579,7 @@ fn drain_stderr(mut pipe: impl Read, sink: &Mutex<Vec<u8>>) {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
