@@ -6,7 +6,7 @@
 #   scripts/bench.sh                      # everything, default client settings
 #   BUSY_POLL_US=30 scripts/bench.sh      # the same with Builder::busy_poll(30 µs)
 #   scripts/bench.sh W3 tokio,async-std   # some workloads, some adapters
-#                                         # (blocking, tokio, tokio-ct, async-std, all)
+#                                         # (blocking, tokio, tokio-ct, async-std, smol, all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/start-memcached.sh

@@ -5,8 +5,11 @@
 
 use memcache_async_std::{Error, Item, from_stream};
 
-#[async_std::main]
-async fn main() -> Result<(), Error> {
+fn main() -> Result<(), Error> {
+    async_std::task::block_on(run())
+}
+
+async fn run() -> Result<(), Error> {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:11211".to_owned());
     let stream = async_std::net::TcpStream::connect(&addr).await?;
     let client = from_stream(stream)?;

@@ -1,7 +1,9 @@
-//! An async memcached client on the runtime-neutral `futures-io` traits, with async-std for
-//! connecting, timers and spawning.
+//! An async memcached client on the runtime-neutral `futures-io` traits, for async-std or
+//! smol, following gomemcache's API.
 //!
 //! ```no_run
+//! # #[cfg(feature = "async-std")]
+//! # mod demo {
 //! use memcache_async_std::{Client, Error, Item};
 //!
 //! # async fn demo() -> Result<(), Error> {
@@ -10,55 +12,70 @@
 //! assert_eq!(&client.get("greeting").await?.value[..], b"hello");
 //! # Ok(())
 //! # }
+//! # }
 //! ```
 //!
-//! [`Client`] is [`memcache_proto::driver::Client`] on the [`AsyncStd`] runtime, so it
+//! The client is [`memcache_proto::driver::Client`] on a runtime of this crate, so it
 //! behaves exactly like `memcache-tokio`'s: pipelining on a few connections per server,
 //! per-call deadlines (default 100 ms), and futures that may be dropped at any point.
 //!
-//! # Any futures-io runtime
+//! # Runtimes
 //!
-//! async-std is no longer developed upstream. The connection code here is written against
-//! `futures_io::{AsyncRead, AsyncWrite}` only, and async-std's executor and timers run on
-//! their own threads, so the client works from smol or any other futures-io runtime.
-//! [`from_stream`] hands the client a stream you connected yourself (TLS, a proxy, a stream
-//! from another runtime).
+//! The connection code is written against `futures_io::{AsyncRead, AsyncWrite}` only; a
+//! runtime adds sockets, a timer and a way to spawn the one background task per connection.
+//!
+//! - Feature `async-std` (default): [`Client`] at the crate root, on async-std's sockets,
+//!   timers and global executor ([`AsyncStd`]). async-std is no longer developed upstream;
+//!   new code should prefer smol.
+//! - Feature `smol`: the [`smol`](crate::smol) module's `Client`, on smol's sockets and
+//!   timers, spawning on smol's global executor or on an executor you supply. Built with
+//!   `default-features = false, features = ["smol"]`, this crate brings no async-std.
+//!
+//! Both runtimes run the same conformance suite. `from_stream` (in either) hands the client
+//! a stream you connected yourself: TLS, a proxy, a stream from another runtime.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::fmt;
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
 
-use async_std::net::TcpStream;
-#[cfg(unix)]
-use async_std::os::unix::net::UnixStream;
 use bytes::BytesMut;
 use futures_io::{AsyncRead, AsyncWrite};
-use memcache_proto::Endpoint;
-use memcache_proto::driver::{Connector, Runtime, Transport};
+use memcache_proto::driver::{self, Connector, Runtime, Transport};
 use memcache_proto::io::read_into_spare;
 
 pub use memcache_proto::prelude::*;
 
-/// The memcached client on async-std. See [`memcache_proto::driver::Client`] for its
-/// calls.
-pub type Client = memcache_proto::driver::Client<AsyncStd>;
+#[cfg(feature = "async-std")]
+mod async_std_runtime;
+#[cfg(feature = "smol")]
+pub mod smol;
 
-/// The async-std [`Runtime`]: async-std sockets, `task::spawn` and `future::timeout`.
-#[derive(Debug, Clone, Copy)]
-pub struct AsyncStd;
+#[cfg(feature = "async-std")]
+pub use async_std_runtime::{AsyncStd, Client, from_stream, from_stream_with};
+
+/// The crate's README (what crates.io shows), compiled and run here as doctests so that its
+/// code can't drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 /// Any futures-io byte stream the client can run over.
 pub trait AsyncStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> AsyncStream for T {}
 
-/// A connection's stream: an async-std socket or one handed over with [`from_stream`].
+/// A connection's stream: a runtime's socket or one handed over with `from_stream`.
 pub struct Stream(Box<dyn AsyncStream>);
+
+impl Stream {
+    fn new(stream: impl AsyncStream) -> Self {
+        Stream(Box::new(stream))
+    }
+}
 
 impl fmt::Debug for Stream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -89,56 +106,23 @@ impl Transport for Stream {
     }
 }
 
-impl Runtime for AsyncStd {
-    type Io = Stream;
-
-    async fn connect(endpoint: &Endpoint) -> io::Result<Stream> {
-        match endpoint {
-            Endpoint::Tcp(addr) => {
-                let s = TcpStream::connect(addr).await?;
-                s.set_nodelay(true)?;
-                Ok(Stream(Box::new(s)))
-            }
-            #[cfg(unix)]
-            Endpoint::Unix(path) => Ok(Stream(Box::new(UnixStream::connect(path).await?))),
-            _ => Err(io::Error::new(io::ErrorKind::Unsupported, "no socket for this endpoint")),
-        }
-    }
-
-    fn spawn<F: Future<Output = ()> + Send + 'static>(task: F) {
-        async_std::task::spawn(task);
-    }
-
-    async fn timeout<F: Future + Send>(d: Duration, f: F) -> Option<F::Output> {
-        async_std::future::timeout(d, f).await.ok()
-    }
-
-    /// The system's monotonic clock, which async-std's timers follow.
-    fn now() -> Instant {
-        Instant::now()
-    }
-}
-
-/// A client over one stream you connected yourself, with the default settings.
-///
-/// All calls are pipelined on that stream. It can't be reopened: once it fails (or a call
-/// times out, which closes it), calls fail with an IO error; make a new client then.
-pub fn from_stream(stream: impl AsyncStream) -> Result<Client, Error> {
-    from_stream_with(stream, Client::builder())
-}
-
-/// [`from_stream`] with the settings of `builder` (its servers are ignored).
-pub fn from_stream_with(stream: impl AsyncStream, builder: Builder<Client>) -> Result<Client, Error> {
+/// A client on runtime `R` over one stream connected by the caller, with the settings of
+/// `builder` (its servers are ignored): what each runtime's `from_stream_with` is.
+#[cfg_attr(not(any(feature = "async-std", feature = "smol")), allow(dead_code))]
+fn over_stream<R: Runtime<Io = Stream>>(
+    stream: impl AsyncStream,
+    builder: Builder<driver::Client<R>>,
+) -> Result<driver::Client<R>, Error> {
     let server = ServerAddr::custom("connected-stream");
     let config = builder.selector(OnlyServer(server)).config()?;
-    let stream = Mutex::new(Some(Stream(Box::new(stream))));
+    let stream = Mutex::new(Some(Stream::new(stream)));
     let connector: Connector<Stream> = Arc::new(move |_| {
         let taken = stream.lock().unwrap_or_else(|p| p.into_inner()).take();
         Box::pin(async move {
             taken.ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "the connected stream is gone"))
         })
     });
-    Ok(Client::with_connector(config, connector))
+    Ok(driver::Client::with_connector(config, connector))
 }
 
 /// A selector with exactly one server.

@@ -1,6 +1,8 @@
-//! The client on smol, over a stream smol connected: no async-std runtime in the caller.
+//! The smol client over a stream smol connected: no async-std runtime anywhere.
+#![cfg(feature = "smol")]
 
-use memcache_async_std::{Error, Item, from_stream};
+use memcache_async_std::smol::from_stream;
+use memcache_async_std::{Error, Item};
 use memcache_test_support::Memcached;
 
 #[test]

@@ -182,9 +182,11 @@ impl Executor for TokioCurrentThread {
 }
 
 /// async-std's global executor.
+#[cfg(feature = "async-std")]
 #[derive(Debug)]
 pub struct AsyncStdExecutor;
 
+#[cfg(feature = "async-std")]
 impl Executor for AsyncStdExecutor {
     const NAME: &'static str = "memcache-async-std";
     fn block_on<F: Future>(f: F) -> F::Output {
@@ -199,12 +201,39 @@ impl Executor for AsyncStdExecutor {
     }
 }
 
+/// smol: a test runs in `smol::block_on` on its own thread, workers are tasks on smol's
+/// global executor (where the client's connection tasks run too).
+#[cfg(feature = "smol")]
+#[derive(Debug)]
+pub struct SmolExecutor;
+
+#[cfg(feature = "smol")]
+impl Executor for SmolExecutor {
+    const NAME: &'static str = "memcache-async-std (smol)";
+    fn block_on<F: Future>(f: F) -> F::Output {
+        smol::block_on(f)
+    }
+    fn spawn<F>(f: F) -> Pin<Box<dyn Future<Output = F::Output> + Send>>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        // A smol `Task` cancels its future when dropped, where the other runtimes' handles
+        // detach; the suite awaits every worker it spawns, so the difference never shows.
+        Box::pin(smol::spawn(f))
+    }
+}
+
 /// memcache-tokio on the multi-thread runtime.
 pub type Tokio = AsyncAdapter<memcache_tokio::Tokio, TokioMultiThread>;
 /// memcache-tokio on the current-thread runtime.
 pub type TokioCt = AsyncAdapter<memcache_tokio::Tokio, TokioCurrentThread>;
-/// memcache-async-std.
+/// memcache-async-std on async-std.
+#[cfg(feature = "async-std")]
 pub type AsyncStd = AsyncAdapter<memcache_async_std::AsyncStd, AsyncStdExecutor>;
+/// memcache-async-std on smol, without async-std.
+#[cfg(feature = "smol")]
+pub type Smol = AsyncAdapter<memcache_async_std::smol::Smol, SmolExecutor>;
 
 /// memcache-blocking: each call runs when the suite asks for it, inside a ready future;
 /// workers are threads.

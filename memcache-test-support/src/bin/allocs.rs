@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use memcache_proto::Item;
-use memcache_test_support::adapters::{AsyncStd, Blocking, Tokio, TokioCt};
+use memcache_test_support::adapters::{AsyncStd, Blocking, Smol, Tokio, TokioCt};
 use memcache_test_support::bench::{key, value};
 use memcache_test_support::conformance::{Adapter, ClientConfig};
 
@@ -26,6 +26,7 @@ fn main() {
     measure::<Tokio>(&addr);
     measure::<TokioCt>(&addr);
     measure::<AsyncStd>(&addr);
+    measure::<Smol>(&addr);
 }
 
 fn measure<A: Adapter>(addr: &str) {

@@ -1,7 +1,7 @@
 //! mcbench: the BENCH.md workloads (W1-W4) for the three client crates.
 //!
 //! ```text
-//! mcbench --adapter blocking|tokio|tokio-ct|async-std|all --addr 127.0.0.1:PORT --workload W1|W2|W3|W4
+//! mcbench --adapter blocking|tokio|tokio-ct|async-std|smol|all --addr 127.0.0.1:PORT --workload W1|W2|W3|W4
 //!         [--seconds 3] [--workers 32] [--conns 2] [--busy-poll-us 0] [--repeat 1]
 //! ```
 //! Prints one JSON line per run on stdout (`--adapter all`: one per adapter, then a table on
@@ -21,7 +21,7 @@
 
 use std::process::ExitCode;
 
-use memcache_test_support::adapters::{AsyncStd, Blocking, Tokio, TokioCt};
+use memcache_test_support::adapters::{AsyncStd, Blocking, Smol, Tokio, TokioCt};
 use memcache_test_support::bench::{self, Options, Report, Workload};
 
 fn main() -> ExitCode {
@@ -61,7 +61,7 @@ fn run() -> Result<(), String> {
     let addr = addr.ok_or("--addr is required")?;
     let workload = workload.ok_or("--workload is required")?;
     let adapters: Vec<&str> = match adapter.as_str() {
-        "all" => vec!["blocking", "tokio", "async-std"],
+        "all" => vec!["blocking", "tokio", "async-std", "smol"],
         list => list.split(',').collect(),
     };
     let mut reports = Vec::new();
@@ -71,8 +71,11 @@ fn run() -> Result<(), String> {
             "tokio" => bench::run::<Tokio>(workload, &addr, &opts),
             "tokio-ct" => bench::run::<TokioCt>(workload, &addr, &opts),
             "async-std" => bench::run::<AsyncStd>(workload, &addr, &opts),
+            "smol" => bench::run::<Smol>(workload, &addr, &opts),
             other => {
-                return Err(format!("unknown adapter {other} (blocking, tokio, tokio-ct, async-std, all)"));
+                return Err(format!(
+                    "unknown adapter {other} (blocking, tokio, tokio-ct, async-std, smol, all)"
+                ));
             }
         }?;
         println!("{}", report.json());

@@ -1,0 +1,71 @@
+//! The client on async-std (feature `async-std`, the default).
+
+use std::future::Future;
+use std::io;
+use std::time::{Duration, Instant};
+
+use async_std::net::TcpStream;
+#[cfg(unix)]
+use async_std::os::unix::net::UnixStream;
+use memcache_proto::Endpoint;
+use memcache_proto::driver::Runtime;
+
+use crate::{AsyncStream, Builder, Error, Stream, over_stream};
+
+/// The memcached client on async-std. See [`memcache_proto::driver::Client`] for its
+/// calls.
+#[cfg_attr(docsrs, doc(cfg(feature = "async-std")))]
+pub type Client = memcache_proto::driver::Client<AsyncStd>;
+
+/// The async-std [`Runtime`]: async-std sockets, `task::spawn` and `future::timeout`.
+///
+/// async-std runs its executor and timers on threads of its own, so this client also works
+/// when called from another runtime's tasks.
+#[cfg_attr(docsrs, doc(cfg(feature = "async-std")))]
+#[derive(Debug, Clone, Copy)]
+pub struct AsyncStd;
+
+impl Runtime for AsyncStd {
+    type Io = Stream;
+
+    async fn connect(endpoint: &Endpoint) -> io::Result<Stream> {
+        match endpoint {
+            Endpoint::Tcp(addr) => {
+                let s = TcpStream::connect(addr).await?;
+                s.set_nodelay(true)?;
+                Ok(Stream::new(s))
+            }
+            #[cfg(unix)]
+            Endpoint::Unix(path) => Ok(Stream::new(UnixStream::connect(path).await?)),
+            _ => Err(io::Error::new(io::ErrorKind::Unsupported, "no socket for this endpoint")),
+        }
+    }
+
+    fn spawn<F: Future<Output = ()> + Send + 'static>(task: F) {
+        async_std::task::spawn(task);
+    }
+
+    async fn timeout<F: Future + Send>(d: Duration, f: F) -> Option<F::Output> {
+        async_std::future::timeout(d, f).await.ok()
+    }
+
+    /// The system's monotonic clock, which async-std's timers follow.
+    fn now() -> Instant {
+        Instant::now()
+    }
+}
+
+/// A client over one stream you connected yourself, with the default settings.
+///
+/// All calls are pipelined on that stream. It can't be reopened: once it fails (or a call
+/// times out, which closes it), calls fail with an IO error; make a new client then.
+#[cfg_attr(docsrs, doc(cfg(feature = "async-std")))]
+pub fn from_stream(stream: impl AsyncStream) -> Result<Client, Error> {
+    from_stream_with(stream, Client::builder())
+}
+
+/// [`from_stream`] with the settings of `builder` (its servers are ignored).
+#[cfg_attr(docsrs, doc(cfg(feature = "async-std")))]
+pub fn from_stream_with(stream: impl AsyncStream, builder: Builder<Client>) -> Result<Client, Error> {
+    over_stream(stream, builder)
+}
