@@ -21,6 +21,13 @@
 //! call. TCP and Unix-socket servers are supported (an address containing `/` is a socket).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+/// The crate's README (what crates.io shows), compiled and run here as doctests so that its
+/// code can't drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 mod client;
 mod conn;

@@ -18,6 +18,13 @@
 //! client needs a Tokio runtime with IO and time enabled, and spawns one task per connection.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+/// The crate's README (what crates.io shows), compiled and run here as doctests so that its
+/// code can't drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 use std::future::Future;
 use std::io::{self, Read};
