@@ -24,12 +24,14 @@
 //! The connection code is written against `futures_io::{AsyncRead, AsyncWrite}` only; a
 //! runtime adds sockets, a timer and a way to spawn the one background task per connection.
 //!
-//! - Feature `async-std` (default): [`Client`] at the crate root, on async-std's sockets,
-//!   timers and global executor ([`AsyncStd`]). async-std is no longer developed upstream;
-//!   new code should prefer smol.
-//! - Feature `smol`: the [`smol`](crate::smol) module's `Client`, on smol's sockets and
-//!   timers, spawning on smol's global executor or on an executor you supply. Built with
+//! - Feature `async-std` (default): `Client` at the crate root, on async-std's sockets,
+//!   timers and global executor (the `AsyncStd` runtime). async-std is no longer developed
+//!   upstream; new code should prefer smol.
+//! - Feature `smol`: the `smol` module's `Client`, on smol's sockets and timers, spawning on
+//!   smol's global executor or on an executor you supply. Built with
 //!   `default-features = false, features = ["smol"]`, this crate brings no async-std.
+//!
+//! (Items that need a feature are marked so in the documentation built with all of them.)
 //!
 //! Both runtimes run the same conformance suite. `from_stream` (in either) hands the client
 //! a stream you connected yourself: TLS, a proxy, a stream from another runtime.

@@ -77,6 +77,13 @@
 //! in order, each with the [`RequestId`] that `send` returned.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+/// The crate's README (what crates.io shows), compiled and run here as doctests so that its
+/// code can't drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 pub mod codec;
 pub mod command;

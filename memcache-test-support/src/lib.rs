@@ -7,6 +7,12 @@
 //! - [`tls`]: test certificates and `memcached -Z` (TLS, mTLS) for the TLS conformance runs.
 //! - [`twemproxy`]: starts twemproxy (`nutcracker`) in front of real `memcached` servers.
 
+/// The repository's README, whose code must compile against the published crates: rustdoc
+/// compiles it here, where every client crate and runtime is a dependency.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct RepositoryReadmeDoctests;
+
 pub mod adapters;
 pub mod bench;
 pub mod conformance;
