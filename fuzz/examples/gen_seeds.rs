@@ -7,7 +7,8 @@
 //!
 //! Responses seed `decode` and `decode_split` (with the reply kinds of their requests), requests
 //! seed `roundtrip`, request and response together seed `connection`, and a few server lists
-//! seed `selector`. Only small cases are taken, at most [`PER_TARGET`] per target, spread over
+//! seed `selector`. Meta responses (ended by the sentinel's `MN`) seed `decode` as batch
+//! replies and `meta` (raw mode); a few fixed byte patterns seed `meta`'s scripted mode. Only small cases are taken, at most [`PER_TARGET`] per target, spread over
 //! the vector groups.
 
 use std::path::{Path, PathBuf};
@@ -45,10 +46,10 @@ fn cases() -> Vec<(String, Vec<u8>, Vec<u8>)> {
     out
 }
 
-/// At most `PER_TARGET` of `items`, evenly spread.
-fn spread<T>(items: Vec<T>) -> Vec<T> {
+/// At most `max` of `items`, evenly spread.
+fn spread<T>(items: Vec<T>, max: usize) -> Vec<T> {
     let n = items.len();
-    let step = n.div_ceil(PER_TARGET).max(1);
+    let step = n.div_ceil(max).max(1);
     items.into_iter().step_by(step).collect()
 }
 
@@ -60,7 +61,6 @@ fn write(target: &str, seeds: Vec<(String, Vec<u8>)>) {
             std::fs::remove_file(entry.path()).expect("remove old seed");
         }
     }
-    let seeds = spread(seeds);
     for (name, data) in &seeds {
         std::fs::write(dir.join(format!("seed-{name}")), data).expect("write seed");
     }
@@ -69,10 +69,20 @@ fn write(target: &str, seeds: Vec<(String, Vec<u8>)>) {
 
 /// Writes the seed corpora; run after the vectors change.
 fn main() {
-    let all = ["decode", "decode_split", "connection", "roundtrip", "selector"];
+    let all = ["decode", "decode_split", "connection", "roundtrip", "selector", "meta"];
     assert!(all.iter().all(|t| memcache_fuzz::TARGETS.iter().any(|(n, _)| n == t)));
     let (mut decode, mut split, mut conn, mut roundtrip) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut meta, mut meta_decode) = (Vec::new(), Vec::new());
     for (i, (name, req, resp)) in cases().into_iter().enumerate() {
+        let is_meta = [&b"mg "[..], b"ms ", b"md ", b"ma ", b"me "].iter().any(|v| req.starts_with(v));
+        if is_meta {
+            let mut batch = resp.clone();
+            batch.extend_from_slice(b"MN\r\n");
+            meta_decode
+                .push((name.clone(), memcache_fuzz::decode_input(ReplyKind::MetaBatch, [0xff; 3], &batch)));
+            meta.push((name.clone(), memcache_fuzz::meta_raw_input(&batch)));
+            continue;
+        }
         let Ok(commands) = request::parse(&req) else { continue };
         let kinds: Vec<ReplyKind> = commands.iter().map(|c| c.reply_kind()).collect();
         if let [kind] = kinds[..]
@@ -95,10 +105,12 @@ fn main() {
         conn.push((name.clone(), memcache_fuzz::connection_input(&steps)));
         roundtrip.push((name, memcache_fuzz::raw_request_input(&req)));
     }
+    let mut decode = spread(decode, PER_TARGET);
+    decode.extend(spread(meta_decode, PER_TARGET / 4));
     write("decode", decode);
-    write("decode_split", split);
-    write("connection", conn);
-    write("roundtrip", roundtrip);
+    write("decode_split", spread(split, PER_TARGET));
+    write("connection", spread(conn, PER_TARGET));
+    write("roundtrip", spread(roundtrip, PER_TARGET));
     let lists: [&[[u8; 4]]; 6] = [
         &[],
         &[[1, 1, 0x97, 0x2b]],
@@ -122,6 +134,13 @@ fn main() {
             selector.push((format!("{}-servers-{j}", list.len()), memcache_fuzz::selector_input(list, key)));
         }
     }
-    write("selector", selector);
+    write("selector", spread(selector, PER_TARGET));
+    let mut meta = spread(meta, PER_TARGET);
+    for mode in 1u8..=8 {
+        let bytes: Vec<u8> =
+            (0..600u32).map(|i| (i.wrapping_mul(2_654_435_761) >> (mode % 24)) as u8).collect();
+        meta.push((format!("scripted-{mode}"), [&[mode][..], &bytes].concat()));
+    }
+    write("meta", meta);
     assert!(Path::new(&fuzz_dir().join("corpus")).is_dir());
 }

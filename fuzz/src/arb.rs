@@ -5,11 +5,12 @@
 use arbitrary::{Arbitrary, Result, Unstructured};
 use bytes::Bytes;
 use memcache_proto::command::{ArithVerb, StatsArg, StoreVerb};
+use memcache_proto::meta::{MetaReply, MetaStatus};
 use memcache_proto::response::{Stat, Value};
 use memcache_proto::{Command, Key, Limits, ReplyKind, Response};
 
 /// Every reply shape, in the order [`kind`] maps bytes to them.
-pub const KINDS: [ReplyKind; 9] = [
+pub const KINDS: [ReplyKind; 11] = [
     ReplyKind::None,
     ReplyKind::Values,
     ReplyKind::Store,
@@ -19,6 +20,8 @@ pub const KINDS: [ReplyKind; 9] = [
     ReplyKind::Ok,
     ReplyKind::Version,
     ReplyKind::Stats,
+    ReplyKind::Meta,
+    ReplyKind::MetaBatch,
 ];
 
 /// The reply kind a byte selects.
@@ -57,6 +60,8 @@ pub fn fits(kind: ReplyKind, response: &Response) -> bool {
         ReplyKind::Ok => matches!(response, R::Ok),
         ReplyKind::Version => matches!(response, R::Version(_)),
         ReplyKind::Stats => matches!(response, R::Stats(_) | R::Reset),
+        ReplyKind::Meta => matches!(response, R::Meta(_)),
+        ReplyKind::MetaBatch => matches!(response, R::MetaBatch(_)),
         _ => false,
     }
 }
@@ -179,6 +184,13 @@ pub fn response(u: &mut Unstructured<'_>, kind: ReplyKind) -> Result<Response> {
     if kind == ReplyKind::None {
         return Ok(Response::NoReply);
     }
+    if kind == ReplyKind::MetaBatch {
+        let n = u.int_in_range(0..=6usize)?;
+        let frames = (0..n).map(|_| response(u, ReplyKind::Meta)).collect::<Result<Vec<_>>>()?;
+        // `MN` ends the batch, so it is never one of its frames.
+        let mn = |f: &Response| matches!(f, Response::Meta(r) if r.status == MetaStatus::NoOp);
+        return Ok(Response::MetaBatch(frames.into_iter().filter(|f| !mn(f)).collect()));
+    }
     if u.ratio(1u8, 8)? {
         return Ok(match u.int_in_range(0..=2u8)? {
             0 => Response::Error,
@@ -209,6 +221,7 @@ pub fn response(u: &mut Unstructured<'_>, kind: ReplyKind) -> Result<Response> {
         ReplyKind::Touch => Response::Touched,
         ReplyKind::Version => Response::Version(line_bytes(u, 24, false)?),
         ReplyKind::Stats if u.ratio(1u8, 8)? => Response::Reset,
+        ReplyKind::Meta => Response::Meta(meta_reply(u)?),
         ReplyKind::Stats => {
             let n = u.int_in_range(0..=6usize)?;
             let mut stats = Vec::with_capacity(n);
@@ -220,4 +233,30 @@ pub fn response(u: &mut Unstructured<'_>, kind: ReplyKind) -> Result<Response> {
         }
         _ => Response::Ok,
     })
+}
+
+/// Every meta reply code.
+pub const META_STATUSES: [MetaStatus; 8] = [
+    MetaStatus::Value,
+    MetaStatus::Done,
+    MetaStatus::Miss,
+    MetaStatus::NotStored,
+    MetaStatus::Exists,
+    MetaStatus::NotFound,
+    MetaStatus::NoOp,
+    MetaStatus::Debug,
+];
+
+/// A meta reply as memcached could send it: any code, flags as space-led tokens (raw bytes
+/// without line breaks), a data block for `VA`.
+pub fn meta_reply(u: &mut Unstructured<'_>) -> Result<MetaReply> {
+    let status = *u.choose(&META_STATUSES)?;
+    let n = u.int_in_range(0..=4usize)?;
+    let mut flags = Vec::new();
+    for _ in 0..n {
+        flags.push(b' ');
+        flags.extend_from_slice(&line_bytes(u, 12, true)?);
+    }
+    let value = if status == MetaStatus::Value { Some(data(u)?) } else { None };
+    Ok(MetaReply { status, flags: flags.into(), value })
 }

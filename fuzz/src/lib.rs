@@ -13,18 +13,21 @@
 //! | [`connection`] | `Connection` under arbitrary calls: order, counts, exact replies, poisoning |
 //! | [`roundtrip`] | commands through the encoder and an independent parser; replies through encode and decode |
 //! | [`selector`] | `pick_server` against an independent CRC32 |
+//! | [`meta`] | quiet meta batches against a scripted server: opaque matching, quiet successes, error lines; raw bytes as batch replies |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod arb;
 mod connection;
 mod decode;
+mod meta;
 pub mod request;
 mod roundtrip;
 mod selector;
 
 pub use connection::{Step, connection, connection_input};
 pub use decode::{decode, decode_input, decode_split, decode_split_input};
+pub use meta::{meta, meta_raw_input};
 pub use roundtrip::{raw_request_input, roundtrip};
 pub use selector::{crc32_ieee, selector, selector_input};
 
@@ -32,12 +35,13 @@ pub use selector::{crc32_ieee, selector, selector_input};
 pub type Target = fn(&[u8]);
 
 /// Every target, by the name of its binary (and of its corpus directory).
-pub const TARGETS: [(&str, Target); 5] = [
+pub const TARGETS: [(&str, Target); 6] = [
     ("decode", decode),
     ("decode_split", decode_split),
     ("connection", connection),
     ("roundtrip", roundtrip),
     ("selector", selector),
+    ("meta", meta),
 ];
 
 /// The `main` of a target binary built without libFuzzer: runs `target` over every file named

@@ -4,6 +4,7 @@
 
 use bytes::{BufMut, Bytes};
 
+use crate::meta::MetaRequest;
 use crate::response::ReplyKind;
 use crate::{Error, Key, Keys};
 
@@ -134,6 +135,11 @@ pub enum Command {
     },
     /// `quit`: the server closes the connection without answering.
     Quit,
+    /// One meta request (`mg`, `ms`, `md`, `ma`, `me`), answered by one meta reply.
+    Meta(MetaRequest),
+    /// A quiet batch of meta requests: each sent with its index as opaque (and `q` where
+    /// nothing asked for is lost), then `mn`. Answered by the replies up to `MN`.
+    MetaBatch(Vec<MetaRequest>),
 }
 
 /// Values at least this long are handed to the transport as their own `Bytes` instead of
@@ -154,6 +160,8 @@ impl Command {
             }
             Command::Version => ReplyKind::Version,
             Command::Stats { .. } => ReplyKind::Stats,
+            Command::Meta(_) => ReplyKind::Meta,
+            Command::MetaBatch(_) => ReplyKind::MetaBatch,
             _ => ReplyKind::None,
         }
     }
@@ -245,6 +253,12 @@ impl Command {
                 return None;
             }
             Command::Quit => buf.put_slice(b"quit"),
+            Command::Meta(request) => return request.encode_head(buf, None),
+            Command::MetaBatch(requests) => {
+                // Values are copied into the batch: it goes out as one write.
+                crate::meta::encode_batch(requests, buf);
+                return None;
+            }
         }
         buf.put_slice(b"\r\n");
         None
@@ -274,7 +288,7 @@ fn put_end(buf: &mut impl BufMut, noreply: bool) {
 }
 
 /// Appends a space and the decimal digits of `n`, without allocating.
-fn put_sp_u64(buf: &mut impl BufMut, mut n: u64) {
+pub(crate) fn put_sp_u64(buf: &mut impl BufMut, mut n: u64) {
     let mut digits = [0u8; 21];
     let mut i = digits.len();
     loop {
@@ -290,7 +304,7 @@ fn put_sp_u64(buf: &mut impl BufMut, mut n: u64) {
     buf.put_slice(&digits[i..]);
 }
 
-fn put_sp_i64(buf: &mut impl BufMut, n: i64) {
+pub(crate) fn put_sp_i64(buf: &mut impl BufMut, n: i64) {
     if n < 0 {
         buf.put_slice(b" -");
         let mut tmp = [0u8; 21];

@@ -24,6 +24,8 @@ pub struct Decoder {
     header: Option<Header>,
     values: Vec<Value>,
     stats: Vec<Stat>,
+    /// Meta replies in progress (decoded in `meta::decode`).
+    pub(crate) meta: crate::meta::decode::MetaState,
 }
 
 #[derive(Debug)]
@@ -56,6 +58,8 @@ impl Decoder {
             ReplyKind::None => Ok(Some(Response::NoReply)),
             ReplyKind::Values => self.values(buf),
             ReplyKind::Stats => self.stats(buf),
+            ReplyKind::Meta => self.meta(buf, false),
+            ReplyKind::MetaBatch => self.meta(buf, true),
             _ => {
                 let Some(nl) = self.find_line(buf)? else { return Ok(None) };
                 let response = simple(kind, &buf[..nl - 1])?;
@@ -67,7 +71,7 @@ impl Decoder {
 
     /// Finds the end of the line at the front of `buf`: the index of its `\n`, which is
     /// preceded by `\r`.
-    fn find_line(&mut self, buf: &[u8]) -> Result<Option<usize>, ProtoError> {
+    pub(crate) fn find_line(&mut self, buf: &[u8]) -> Result<Option<usize>, ProtoError> {
         let start = self.scanned.min(buf.len());
         let limit = self.limits.max_line_len;
         let Some(i) = memchr(b'\n', &buf[start..]) else {
@@ -214,7 +218,7 @@ fn simple(kind: ReplyKind, line: &[u8]) -> Result<Response, ProtoError> {
 
 /// `ERROR`, `CLIENT_ERROR <msg>` or `SERVER_ERROR <msg>`, which may stand in place of any
 /// reply; anything else is a protocol error.
-fn error_line(line: &[u8]) -> Result<Response, ProtoError> {
+pub(crate) fn error_line(line: &[u8]) -> Result<Response, ProtoError> {
     if line == b"ERROR" || line.starts_with(b"ERROR ") {
         Ok(Response::Error)
     } else if let Some(msg) = line.strip_prefix(b"CLIENT_ERROR ") {

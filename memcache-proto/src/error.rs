@@ -63,6 +63,17 @@ pub enum Error {
     /// [`Limits`]: crate::Limits
     #[error("memcache: protocol error: {0}")]
     Protocol(#[from] ProtoError),
+    /// A request uses a meta flag that the server's version predates, so it was not sent (an
+    /// old server may ignore such a flag silently). No connection is involved.
+    #[error("memcache: {what} needs memcached {needs} or newer; the server runs {server}")]
+    Unsupported {
+        /// The flag and what it does.
+        what: String,
+        /// The first release that understands it.
+        needs: String,
+        /// The server's version.
+        server: String,
+    },
     /// The client was closed with `close()`.
     #[error("memcache: client closed")]
     Closed,

@@ -19,6 +19,8 @@
 //! - [`codec`]: typed values. A [`codec::Codec`] turns a value into bytes plus flags and
 //!   back, refusing values another client or codec stored; JSON, postcard and compression
 //!   sit behind the `json`, `postcard`, `zlib` and `lz4` features (none on by default).
+//! - [`meta`]: the meta protocol, typed: builders where one method is one flag, outcome
+//!   enums, quiet batches matched by opaque, leases and stale-while-revalidate.
 //! - [`config`]: the one `Builder` and its defaults (100 ms timeout, 2 connections per server).
 //! - [`io`]: reading into a connection's buffer through `Read`-style APIs, for adapters.
 //! - `tls` (features `tls` / `tls-aws-lc-rs`): the one TLS configuration every adapter
@@ -102,6 +104,7 @@ mod ketama;
 mod key;
 mod limits;
 mod matching;
+pub mod meta;
 pub mod multi;
 pub mod op;
 pub mod prelude;

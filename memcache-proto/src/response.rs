@@ -2,6 +2,8 @@
 
 use bytes::{BufMut, Bytes};
 
+use crate::meta::MetaReply;
+
 /// The shape of reply a request gets. The text protocol cannot be parsed without it (a line
 /// `NOT_FOUND` ends a `delete` reply, a number ends an `incr` reply, `VALUE` lines need `END`),
 /// so the decoder is always told which one to expect.
@@ -26,6 +28,11 @@ pub enum ReplyKind {
     Version,
     /// `STAT` (or `ITEM`) lines up to `END`, or `RESET`.
     Stats,
+    /// One meta reply (`VA`, `HD`, `EN`, `NS`, `EX`, `NF`, `MN`, `ME`), which says itself
+    /// whether a data block follows.
+    Meta,
+    /// The meta replies of a quiet batch, up to the `MN` that ends it.
+    MetaBatch,
 }
 
 /// One value of a retrieval reply. `key` and `data` share the read buffer: no copy is made.
@@ -89,6 +96,11 @@ pub enum Response {
     ServerError(Bytes),
     /// The request asked for no reply; this marks its place in the pipeline.
     NoReply,
+    /// One meta reply.
+    Meta(MetaReply),
+    /// The replies of a quiet meta batch in the server's order: [`Response::Meta`] frames and
+    /// error lines (which carry no opaque). The `MN` that ended the batch is not included.
+    MetaBatch(Vec<Response>),
 }
 
 impl Response {
@@ -124,6 +136,13 @@ impl Response {
             Response::ClientError(m) => return put_message(buf, b"CLIENT_ERROR", m),
             Response::ServerError(m) => return put_message(buf, b"SERVER_ERROR", m),
             Response::NoReply => return,
+            Response::Meta(reply) => return reply.encode(buf),
+            Response::MetaBatch(frames) => {
+                for f in frames {
+                    f.encode(buf);
+                }
+                b"MN"
+            }
             Response::Stored => b"STORED",
             Response::NotStored => b"NOT_STORED",
             Response::Exists => b"EXISTS",

@@ -5,6 +5,7 @@
 mod common;
 
 use bytes::{Bytes, BytesMut};
+use memcache_proto::meta::{MetaReply, MetaStatus};
 use memcache_proto::response::{Stat, Value};
 use memcache_proto::{Connection, Decoder, Limits, ProtoError, ReplyKind, Response};
 use proptest::prelude::*;
@@ -160,9 +161,37 @@ fn reply(kind: ReplyKind) -> BoxedStrategy<Response> {
         ReplyKind::Ok => Just(R::Ok).boxed(),
         ReplyKind::Version => printable(40).prop_map(R::Version).boxed(),
         ReplyKind::Stats => stats().boxed(),
+        ReplyKind::Meta => meta_frame(true).prop_map(R::Meta).boxed(),
+        // A batch's error lines are among its frames; the batch itself always ends in `MN`.
+        ReplyKind::MetaBatch => {
+            let frame = prop_oneof![4 => meta_frame(false).prop_map(R::Meta), 1 => error_line()];
+            return prop::collection::vec(frame, 0..6).prop_map(R::MetaBatch).boxed();
+        }
         other => panic!("no replies for {other:?}"),
     };
     prop_oneof![4 => ok, 1 => error_line()].boxed()
+}
+
+/// A meta reply: any code (`MN` only when `mn` may be one), flags as space-led tokens, a data
+/// block for `VA`.
+fn meta_frame(mn: bool) -> impl Strategy<Value = MetaReply> {
+    use MetaStatus as S;
+    let mut codes = vec![S::Value, S::Done, S::Miss, S::NotStored, S::Exists, S::NotFound, S::Debug];
+    if mn {
+        codes.push(S::NoOp);
+    }
+    let token = prop::collection::vec(0x21u8..0x7f, 0..10);
+    (
+        prop::sample::select(codes),
+        prop::collection::vec(token, 0..4),
+        prop::collection::vec(any::<u8>(), 0..40),
+    )
+        .prop_map(|(status, tokens, data)| {
+            let flags: Vec<u8> =
+                tokens.iter().flat_map(|t| std::iter::once(b' ').chain(t.iter().copied())).collect();
+            let value = (status == S::Value).then(|| Bytes::from(data));
+            MetaReply { status, flags: flags.into(), value }
+        })
 }
 
 fn pipeline() -> impl Strategy<Value = Vec<(ReplyKind, Response)>> {

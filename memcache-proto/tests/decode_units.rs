@@ -60,7 +60,13 @@ fn error_line_in_the_middle_of_a_multi_get() {
 
 #[test]
 fn client_and_server_errors_for_every_kind() {
-    for kind in KINDS.into_iter().filter(|k| *k != ReplyKind::None) {
+    // In a meta batch, error lines are frames of the batch, which ends at `MN`.
+    assert_eq!(decode_one(ReplyKind::MetaBatch, b"ERROR\r\n"), Ok(None));
+    assert_eq!(
+        decode_one(ReplyKind::MetaBatch, b"ERROR\r\nCLIENT_ERROR bad data chunk\r\nMN\r\n"),
+        Ok(Some(Response::MetaBatch(vec![Response::Error, Response::ClientError(msg("bad data chunk"))])))
+    );
+    for kind in KINDS.into_iter().filter(|k| !matches!(k, ReplyKind::None | ReplyKind::MetaBatch)) {
         assert_eq!(decode_one(kind, b"ERROR\r\n"), Ok(Some(Response::Error)), "{kind:?}");
         assert_eq!(
             decode_one(kind, b"CLIENT_ERROR bad data chunk\r\n"),
@@ -403,4 +409,32 @@ fn large_value_in_small_reads() {
     let Some(Completed { response: Response::Values(vals), .. }) = done else { panic!("one reply") };
     assert_eq!(vals, [v("big", 9, Some(5), &data)]);
     assert!(conn.is_idle());
+}
+
+#[test]
+fn meta_replies_are_bounded_and_strict() {
+    use memcache_proto::meta::{MetaReply, MetaStatus};
+    let frame = |status, flags: &'static [u8], value: Option<&'static [u8]>| {
+        Response::Meta(MetaReply {
+            status,
+            flags: Bytes::from_static(flags),
+            value: value.map(Bytes::from_static),
+        })
+    };
+    assert_eq!(decode_one(ReplyKind::Meta, b"HD \r\n"), Ok(Some(frame(MetaStatus::Done, b" ", None))));
+    assert_eq!(
+        decode_one(ReplyKind::Meta, b"VA 2 t-1 W\r\nhi\r\n"),
+        Ok(Some(frame(MetaStatus::Value, b" t-1 W", Some(b"hi"))))
+    );
+    assert_eq!(decode_one(ReplyKind::Meta, b"VA 2 t-1 W\r\nhi\r"), Ok(None), "data block incomplete");
+    for bad in [&b"HDX\r\n"[..], b"XX\r\n", b"VA\r\n", b"VA x\r\n", b"VA 1\r\nxy\r\n", b"END\r\n"] {
+        assert!(decode_one(ReplyKind::Meta, bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+    }
+    let small = Limits::default().with_max_value_len(4).with_max_values(2);
+    let mut d = Decoder::new(small);
+    let e = d.decode(ReplyKind::Meta, &mut BytesMut::from(&b"VA 5\r\n"[..]));
+    assert_eq!(e, Err(ProtoError::ValueTooLarge { len: 5, limit: 4 }));
+    let mut d = Decoder::new(small);
+    let e = d.decode(ReplyKind::MetaBatch, &mut BytesMut::from(&b"HD O1\r\nHD O2\r\nHD O3\r\nMN\r\n"[..]));
+    assert_eq!(e, Err(ProtoError::TooManyValues { limit: 2 }));
 }

@@ -3,6 +3,7 @@
 
 use bytes::{Bytes, BytesMut};
 use memcache_proto::command::{ArithVerb, StoreVerb};
+use memcache_proto::meta::MetaGet;
 use memcache_proto::{Command, Completed, Connection, Key, Limits, ProtoError, ReplyKind, Response};
 
 /// Every reply shape (the fuzzers' list, so that both cover the same shapes).
@@ -31,6 +32,8 @@ pub fn command_for(kind: ReplyKind) -> Command {
         ReplyKind::Version => Command::Version,
         ReplyKind::Stats => Command::Stats { arg: None },
         ReplyKind::None => Command::Delete { key: key("k"), hold: None, noreply: true },
+        ReplyKind::Meta => Command::Meta(MetaGet::new("k").expect("key").into()),
+        ReplyKind::MetaBatch => Command::MetaBatch(vec![MetaGet::new("k").expect("key").into()]),
         other => panic!("no command for {other:?}"),
     }
 }
