@@ -75,7 +75,9 @@ impl Command {
     /// `flush_all` are not: a second `set` may overwrite another client's write made in
     /// between, a second `delete` reports a miss for a deletion that happened, a second `incr`
     /// counts twice. A `noreply` command never gets a reply to fail on, and `quit` closes the
-    /// connection, so neither is resent.
+    /// connection, so neither is resent. Meta requests follow
+    /// [`MetaRequest::is_resend_safe`](crate::meta::MetaRequest::is_resend_safe); a batch is
+    /// resent only if all of its requests may be.
     pub fn is_resend_safe(&self) -> bool {
         match self {
             Command::Get { .. } | Command::Version | Command::Stats { .. } => true,
@@ -85,6 +87,8 @@ impl Command {
             | Command::Arith { .. }
             | Command::FlushAll { .. }
             | Command::Quit => false,
+            Command::Meta(request) => request.is_resend_safe(),
+            Command::MetaBatch(requests) => requests.iter().all(|r| r.is_resend_safe()),
         }
     }
 }
@@ -98,6 +102,7 @@ mod tests {
 
     use super::*;
     use crate::command::{ArithVerb, StoreVerb};
+    use crate::meta::{MetaArith, MetaDelete, MetaGet, MetaRequest, MetaSet};
     use crate::{Key, Keys};
 
     fn key() -> Key {
@@ -129,7 +134,20 @@ mod tests {
             arith(ArithVerb::Incr),
             arith(ArithVerb::Decr),
             Command::FlushAll { delay: None, noreply: false },
+            meta(MetaSet::new("k", "v").expect("key").into()),
+            meta(MetaDelete::new("k").expect("key").into()),
+            meta(MetaArith::new("k").expect("key").into()),
+            meta(MetaGet::new("k").expect("key").lease(30).into()),
+            meta(MetaGet::new("k").expect("key").recache_below(30).into()),
+            Command::MetaBatch(vec![
+                MetaGet::new("a").expect("key").into(),
+                MetaSet::new("b", "v").expect("key").into(),
+            ]),
         ]
+    }
+
+    fn meta(request: MetaRequest) -> Command {
+        Command::Meta(request)
     }
 
     fn reads() -> Vec<Command> {
@@ -141,6 +159,12 @@ mod tests {
             Command::Touch { key: key(), exptime: 10, noreply: false },
             Command::Version,
             Command::Stats { arg: None },
+            meta(MetaGet::new("k").expect("key").cas().touch(10).into()),
+            meta(MetaRequest::debug("k").expect("key")),
+            Command::MetaBatch(vec![
+                MetaGet::new("a").expect("key").into(),
+                MetaGet::new("b").expect("key").into(),
+            ]),
         ]
     }
 

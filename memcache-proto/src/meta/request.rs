@@ -104,6 +104,19 @@ impl MetaRequest {
         }
     }
 
+    /// Whether sending the request twice has the effect of sending it once (see
+    /// [`retry`](crate::retry)): `me`, and `mg` unless it may create a placeholder (`N`), win
+    /// a recache (`R`, a second request would see the first one's win as `Z`) or set a CAS
+    /// (`E`). `mg .. T` sets an expiration relative to its arrival, like `touch`. Writes are
+    /// never resent.
+    pub fn is_resend_safe(&self) -> bool {
+        match self.verb {
+            MetaVerb::Get => !self.flags.iter().any(|f| b"NRE".contains(&f.letter)),
+            MetaVerb::Debug => true,
+            MetaVerb::Set | MetaVerb::Delete | MetaVerb::Arith => false,
+        }
+    }
+
     /// [`Error::Unsupported`] if a flag is newer than `server`.
     pub fn check_version(&self, server: ServerVersion) -> Result<(), Error> {
         version::check(self.required_version(), server)
