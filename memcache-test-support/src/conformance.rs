@@ -212,8 +212,7 @@ macro_rules! conformance_suite {
             late_reply_never_reaches_a_later_call,
             // the retry rule
             written_reads_are_resent_once,
-            // written_writes_are_sent_exactly_once: registered once the async clients follow
-            // the retry rule (memcache_proto::retry); the blocking client does.
+            written_writes_are_sent_exactly_once,
             // concurrency
             sixteen_workers_share_one_client,
             bounded_connections_under_64_workers,

@@ -4,6 +4,8 @@
 //!   and talks to them directly, independent of any client under test.
 //! - [`fault`]: fake servers that stall, reset, answer garbage or half a value, and a proxy that
 //!   dribbles, delays, holds or cuts the traffic of a real server.
+//! - [`sim`]: a deterministic world for the async driver: scripted in-memory servers, a manual
+//!   clock and an executor the test drives.
 //! - [`tls`]: test certificates and `memcached -Z` (TLS, mTLS) for the TLS conformance runs.
 //! - [`twemproxy`]: starts twemproxy (`nutcracker`) in front of real `memcached` servers.
 
@@ -18,6 +20,7 @@ pub mod bench;
 pub mod conformance;
 pub mod fault;
 pub mod memcached;
+pub mod sim;
 pub mod tls;
 pub mod twemproxy;
 

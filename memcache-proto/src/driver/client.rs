@@ -14,12 +14,14 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use super::pipeline::{Clock, Pipe, Ticket, Transport};
-use super::pool::{Lease, Route, ServerPool};
-use crate::config::{Config, FromConfig};
+use super::pool::{Lease, ServerPool};
+use crate::config::{Config, FromConfig, deadline};
 use crate::op::{KeyedOp, Op};
+use crate::retry::{Attempt, may_resend};
 use crate::{Endpoint, Error, ServerAddr, ServerSelector};
 
 /// What an async adapter supplies: its socket, task spawning, timer and clock.
@@ -98,6 +100,7 @@ struct Sent<O> {
     server: ServerAddr,
     op: O,
     ticket: Result<(Ticket, Lease), Error>,
+    reply: Option<Result<crate::Response, Error>>,
 }
 
 impl<R: Runtime> Client<R> {
@@ -133,80 +136,103 @@ impl<R: Runtime> Client<R> {
 
     async fn keyed<O: KeyedOp>(&self, op: O) -> Result<O::Output, Error> {
         let server = self.inner.config.selector.pick_server(op.key().as_bytes())?;
-        self.call(&server, op).await
+        let deadline = deadline(R::now(), self.inner.config.timeout);
+        self.call(&server, op, deadline).await
     }
 
-    /// One op and its reply, under the call's deadline. A pooled connection found stale
-    /// is replaced once (see [`Error::is_stale_connection`]).
-    async fn call<O: Op>(&self, server: &ServerAddr, op: O) -> Result<O::Output, Error> {
-        let mut retried = false;
+    /// One operation on `server`, answered by `deadline`. A failed request is sent again on
+    /// a fresh connection only as [`retry::may_resend`] allows: a write that may have reached
+    /// the server never is, and its caller gets the error, because whether the server
+    /// applied it is unknown.
+    async fn call<O: Op>(&self, server: &ServerAddr, op: O, deadline: Instant) -> Result<O::Output, Error> {
+        let mut resent = false;
         loop {
-            let (mut ticket, lease) = self.submit(server, op.command()).await?;
-            let reused = lease.reused();
+            let (mut ticket, lease) = self.submit(server, op.command(), deadline).await?;
             // No timer per call: the pipe's driver fails the pipe, and so this ticket, when
-            // its oldest request outlives the timeout.
-            let result = (&mut ticket).await;
-            drop(lease);
-            match result {
-                Err(e) if reused && !retried && e.is_stale_connection() => retried = true,
-                result => return finish(op, result, ticket.pipe()),
+            // its oldest request outlives its deadline.
+            match (&mut ticket).await {
+                Ok(response) => return finish(op, response, &lease),
+                Err(e) if may_resend(op.command(), attempt(&ticket, &lease, resent), &e) => resent = true,
+                Err(e) => return Err(e),
             }
         }
     }
 
-    /// Submits every op to its server, then awaits every reply: the servers work at once,
-    /// under one deadline.
+    /// Submits every op to its server, then awaits every reply at once: the servers work
+    /// concurrently, under the call's one deadline, and each reply is taken as it comes, so a
+    /// stalled server costs the call only its own part (its pipe's driver fails it at the
+    /// deadline), never the replies or the connections of the healthy ones.
     async fn fan_out<O: Op + Send>(
         &self,
         plan: Vec<(ServerAddr, O)>,
     ) -> Vec<(ServerAddr, Result<O::Output, Error>)> {
+        let deadline = deadline(R::now(), self.inner.config.timeout);
         let mut sent = Vec::with_capacity(plan.len());
         for (server, op) in plan {
-            let ticket = self.submit(&server, op.command()).await;
-            sent.push(Sent { server, op, ticket });
+            let ticket = self.submit(&server, op.command(), deadline).await;
+            sent.push(Sent { server, op, ticket, reply: None });
         }
-        let mut replies: Vec<Option<Result<crate::Response, Error>>> = sent.iter().map(|_| None).collect();
-        let wait_all = async {
-            for (s, reply) in sent.iter_mut().zip(replies.iter_mut()) {
-                *reply = Some(match &mut s.ticket {
-                    Ok((ticket, _)) => ticket.await,
-                    Err(e) => Err(e.clone()),
-                });
-            }
-        };
-        let _ = R::timeout(self.inner.config.timeout, wait_all).await;
-        let mut results = Vec::with_capacity(sent.len());
-        for (s, reply) in sent.into_iter().zip(replies) {
-            let result = match (reply, &s.ticket) {
-                (Some(Err(e)), Ok((_, lease))) if lease.reused() && e.is_stale_connection() => {
-                    self.call(&s.server, s.op).await
+        std::future::poll_fn(|cx| {
+            let mut waiting = false;
+            for s in sent.iter_mut().filter(|s| s.reply.is_none()) {
+                match &mut s.ticket {
+                    Ok((ticket, _)) => match Pin::new(ticket).poll(cx) {
+                        Poll::Ready(reply) => s.reply = Some(reply),
+                        Poll::Pending => waiting = true,
+                    },
+                    Err(e) => s.reply = Some(Err(e.clone())),
                 }
-                (Some(r), Ok((ticket, _))) => finish(s.op, r, ticket.pipe()),
-                (Some(r), Err(_)) => r.and_then(|r| s.op.finish(r)),
-                (None, Ok((ticket, _))) => Err(timed_out(ticket.pipe())),
-                (None, Err(e)) => Err(e.clone()),
+            }
+            if waiting { Poll::Pending } else { Poll::Ready(()) }
+        })
+        .await;
+        let mut results = Vec::with_capacity(sent.len());
+        for s in sent {
+            let result = match (s.reply, s.ticket) {
+                (Some(Ok(response)), Ok((_, lease))) => finish(s.op, response, &lease),
+                (Some(Err(e)), Ok((ticket, lease)))
+                    if may_resend(s.op.command(), attempt(&ticket, &lease, false), &e) =>
+                {
+                    drop((ticket, lease));
+                    self.call(&s.server, s.op, deadline).await
+                }
+                (Some(Err(e)), _) | (_, Err(e)) => Err(e),
+                (None, Ok(_)) => Err(Error::Closed),
             };
             results.push((s.server, result));
         }
         results
     }
 
-    /// Waits for admission to `server`'s pool, opens a connection if the pool says so, and
-    /// queues `command` on it.
-    async fn submit(&self, server: &ServerAddr, command: &crate::Command) -> Result<(Ticket, Lease), Error> {
+    /// Waits for admission to `server`'s pool (until `deadline`), opens a connection if the
+    /// pool says so, and queues `command` on it.
+    async fn submit(
+        &self,
+        server: &ServerAddr,
+        command: &crate::Command,
+        deadline: Instant,
+    ) -> Result<(Ticket, Lease), Error> {
         let pool = self.pool(server)?;
-        let mut lease = pool.admit().await?;
-        let pipe = match lease.route() {
-            Some(Route::Use(pipe)) => pipe.clone(),
-            _ => {
-                let pipe = self.open(server).await?;
-                lease.opened(pipe.clone());
-                pipe
+        let mut refused = false;
+        loop {
+            let mut lease = admit::<R>(&pool, deadline).await?;
+            let pipe = match lease.pipe() {
+                Some(pipe) => pipe.clone(),
+                None => {
+                    let pipe = self.open(server).await?;
+                    lease.opened(pipe.clone());
+                    pipe
+                }
+            };
+            match pipe.submit(command, deadline) {
+                Ok(ticket) => return Ok((ticket, lease)),
+                // A pooled pipe found dead before anything was written (its server closed it
+                // while it idled): the request goes to a fresh one, at no cost to the caller.
+                Err(_) if lease.reused() && !refused => refused = true,
+                Err(e) => return Err(e),
             }
-        };
-        Ok((pipe.submit(command)?, lease))
+        }
     }
-
     async fn open(&self, server: &ServerAddr) -> Result<Arc<Pipe>, Error> {
         let connecting = async {
             match &self.inner.connector {
@@ -243,19 +269,30 @@ fn sleep<R: Runtime>(d: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
     })
 }
 
-/// Finishes `op` with the reply read on `pipe`. A reply the op finds out of sync with its
-/// request (a value for a key it did not ask for) breaks the connection as garbled bytes do:
-/// the pipe is failed, so nothing more is read from that stream.
-fn finish<O: Op>(op: O, reply: Result<crate::Response, Error>, pipe: &Pipe) -> Result<O::Output, Error> {
-    op.finish(reply?).inspect_err(|e| {
-        if e.is_connection_broken() {
-            pipe.fail(e.clone());
-        }
-    })
+/// Admission to `pool`, waited for until `deadline` at most: the call's timeout covers the
+/// wait for a place as well as the wait for the reply. Admitted at once (the common case),
+/// it arms no timer.
+async fn admit<R: Runtime>(pool: &Arc<ServerPool>, deadline: Instant) -> Result<Lease, Error> {
+    let mut admit = pool.admit();
+    if let Poll::Ready(lease) = Pin::new(&mut admit).poll(&mut Context::from_waker(Waker::noop())) {
+        return lease;
+    }
+    let left = deadline.saturating_duration_since(R::now());
+    R::timeout(left, admit).await.unwrap_or(Err(Error::Timeout))
 }
 
-/// A call gave up waiting: the server may be stalled, so its connection is closed.
-fn timed_out(pipe: &Pipe) -> Error {
-    pipe.fail(Error::Timeout);
-    Error::Timeout
+/// The call's result from its reply. A reply that decodes but contradicts the request (a
+/// value for another key) shows the stream out of sync: the connection it came from is
+/// failed, so that no later reply on it reaches anyone.
+fn finish<O: Op>(op: O, response: crate::Response, lease: &Lease) -> Result<O::Output, Error> {
+    let result = op.finish(response);
+    if let (false, Err(e), Some(pipe)) = (Error::keeps_connection(&result), &result, lease.pipe()) {
+        pipe.fail(e.clone());
+    }
+    result
+}
+
+/// What the retry rule needs to know about a failed attempt.
+fn attempt(ticket: &Ticket, lease: &Lease, resent: bool) -> Attempt {
+    Attempt::on(lease.reused()).written(ticket.written()).resent(resent)
 }

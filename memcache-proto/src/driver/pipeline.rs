@@ -13,9 +13,7 @@
 //! every caller on it gets [`Error::Timeout`], and later calls get a fresh connection.
 
 use std::collections::{HashMap, VecDeque};
-use std::future::Future;
 use std::io;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
@@ -24,11 +22,13 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, Bytes, BytesMut};
 
 mod driver;
+mod ticket;
 
 pub use driver::{Clock, Driver};
+pub use ticket::Ticket;
 
 use super::coalesce;
-use crate::config::{Config, deadline};
+use crate::config::Config;
 use crate::{Command, Connection, Error, Key, Keys, ProtoError, Response};
 
 /// A connected byte stream the client drives: one per connection, shared by the callers
@@ -83,12 +83,11 @@ impl Transport for Closed {
 pub struct Pipe {
     io: Mutex<IoHalf>,
     state: Mutex<PipeState>,
-    /// Whether `io` holds bytes the socket would not take yet.
+    /// Whether `io` holds bytes the socket would not take yet, or the stream holds bytes it
+    /// did not flush yet: either way the driver must write again when the stream is ready.
     write_blocked: AtomicBool,
     /// [`Config::busy_poll`].
     busy_poll: Duration,
-    /// [`Config::timeout`]: how long a request may wait for its reply.
-    timeout: Duration,
     /// The runtime's time.
     clock: Clock,
     /// [`Pipe::load`], published whenever it changes, so that routing reads it without
@@ -109,6 +108,8 @@ struct IoHalf {
     io: Box<dyn Transport>,
     /// The rest of a chunk the socket did not take whole.
     unsent: Bytes,
+    /// Bytes the stream took but did not flush yet (its last `poll_flush` was pending).
+    unflushed: bool,
     /// Callers to wake once `state` is unlocked (swapped with [`PipeState::woken`]).
     woken: Vec<Waker>,
 }
@@ -147,8 +148,17 @@ enum Target {
 
 #[derive(Debug)]
 enum Slot {
+    /// The caller awaits the reply.
     Waiting(Option<Waker>),
+    /// The caller dropped its ticket before the reply came. The request still counts
+    /// against the deadline: its reply must be read (and discarded) in time, or the server
+    /// is stalled and the pipe must go, whether anyone still waits or not.
+    Abandoned,
+    /// The reply (or the pipe's failure), until the caller takes it.
     Done(Result<Response, Error>),
+    /// The pipe failed before any byte of the request was handed to the socket: it can
+    /// safely go to another connection, whatever it is (see [`crate::retry`]).
+    Unwritten(Error),
 }
 
 impl Pipe {
@@ -171,11 +181,15 @@ impl Pipe {
             watched: false,
         };
         let pipe = Arc::new(Pipe {
-            io: Mutex::new(IoHalf { io: Box::new(io), unsent: Bytes::new(), woken: Vec::new() }),
+            io: Mutex::new(IoHalf {
+                io: Box::new(io),
+                unsent: Bytes::new(),
+                unflushed: false,
+                woken: Vec::new(),
+            }),
             state: Mutex::new(state),
             write_blocked: AtomicBool::new(false),
             busy_poll: config.busy_poll,
-            timeout: config.timeout,
             clock,
             load: AtomicUsize::new(0),
         });
@@ -194,8 +208,13 @@ impl Pipe {
         self.write_blocked.load(Ordering::Acquire)
     }
 
-    /// Queues `command`; the ticket resolves to its reply. Fails if the pipe is dead.
-    pub fn submit(self: &Arc<Self>, command: &Command) -> Result<Ticket, Error> {
+    /// Queues `command`, to be answered by `deadline` (the call's, which may have started
+    /// before this pipe was chosen); the ticket resolves to its reply. Fails if the pipe is
+    /// dead.
+    pub fn submit(self: &Arc<Self>, command: &Command, deadline: Instant) -> Result<Ticket, Error> {
+        if self.load() == Some(0) {
+            self.probe()?;
+        }
         let blocked = self.blocked();
         let (id, idle) = {
             let mut state = self.lock();
@@ -209,7 +228,11 @@ impl Pipe {
             let id = state.next_slot;
             state.next_slot += 1;
             state.slots.insert(id, Slot::Waiting(None));
-            state.deadlines.push_back((id, deadline((self.clock.now)(), self.timeout)));
+            // Oldest first, as the driver watches only the front: a request that waited for
+            // admission (its call's deadline started earlier) may not jump ahead of one
+            // submitted before it, whose reply comes first anyway.
+            let deadline = state.deadlines.back().map_or(deadline, |&(_, last)| last.max(deadline));
+            state.deadlines.push_back((id, deadline));
             match coalesce::mergeable(command) {
                 Some(key) if !idle => state.gathered.push((id, key.clone())),
                 _ => {
@@ -224,7 +247,7 @@ impl Pipe {
             self.publish_load(&state);
             (id, idle)
         };
-        let ticket = Ticket { pipe: self.clone(), id, finished: false, reading: false, spun: false };
+        let ticket = Ticket::new(self.clone(), id);
         if idle {
             // An idle connection: write from the caller, saving a hop through the driver.
             // With a no-op waker, a socket that would block is left to the driver. A failed
@@ -237,6 +260,17 @@ impl Pipe {
             }
         }
         Ok(ticket)
+    }
+
+    /// Checks an idle pipe before a request is written onto it. Nothing may arrive while
+    /// nothing is in flight, so an end of stream (the server restarted, a proxy or an idle
+    /// timeout closed the connection), an error or stray bytes found now mean the connection
+    /// is unusable: the pipe fails, and the caller, told before writing, sends its request
+    /// on a fresh connection instead of losing it with this one (see [`crate::retry`]).
+    /// The driver usually sees such an end first; this closes the race with it. Costs one
+    /// non-blocking read, on transports that support [`Transport::read_now`].
+    fn probe(&self) -> Result<(), Error> {
+        self.read_now().map(drop).inspect_err(|e| self.fail(e.clone()))
     }
 
     /// Requests awaiting their reply.
@@ -262,8 +296,9 @@ impl Pipe {
         self.load.store(load, Ordering::Relaxed);
     }
 
-    /// Kills the pipe: every waiting caller gets `error`, and the socket is closed now, not
-    /// when the driver next runs, so the server sees it go even if the runtime is busy.
+    /// Kills the pipe: every waiting caller gets `error` (a reply already received is still
+    /// delivered), and the socket is closed now, not when the driver next runs, so the
+    /// server sees it go even if the runtime is busy.
     pub fn fail(&self, error: Error) {
         let mut io = self.lock_io();
         let mut state = self.lock();
@@ -271,13 +306,17 @@ impl Pipe {
         self.publish_load(&state);
         drop(state);
         io.io = Box::new(Closed);
-        io.unsent.clear();
+        io.unsent = Bytes::new();
+        io.unflushed = false;
+        self.write_blocked.store(false, Ordering::Release);
     }
 
-    /// Writes queued bytes until the socket would block.
+    /// Writes queued bytes until the socket would block, then flushes them. A write or flush
+    /// left pending marks the pipe blocked, so that the driver, woken by the stream, comes
+    /// back to finish it (a buffered stream such as TLS holds the bytes until flushed).
     fn write(&self, cx: &mut Context<'_>) -> Result<(), Error> {
         let mut io = self.lock_io();
-        let mut wrote = false;
+        let mut wrote = io.unflushed;
         loop {
             if io.unsent.is_empty() {
                 let chunk = {
@@ -300,17 +339,18 @@ impl Pipe {
                 }
                 Poll::Ready(Err(e)) => return Err(e.into()),
                 Poll::Pending => {
+                    io.unflushed = wrote;
                     self.write_blocked.store(true, Ordering::Release);
                     return Ok(());
                 }
             }
         }
-        self.write_blocked.store(false, Ordering::Release);
-        if wrote {
-            if let Poll::Ready(Err(e)) = io.io.poll_flush(cx) {
-                return Err(e.into());
-            }
-        }
+        io.unflushed = wrote
+            && match io.io.poll_flush(cx) {
+                Poll::Ready(result) => result.map(|()| false)?,
+                Poll::Pending => true,
+            };
+        self.write_blocked.store(io.unflushed, Ordering::Release);
         Ok(())
     }
 
@@ -371,19 +411,50 @@ impl PipeState {
         }
     }
 
+    /// Fails every request still waiting for its reply. Replies already received stay for
+    /// their callers to take: they arrived, and the failure (an end of stream or garbage read
+    /// after them, a later request's deadline, `close()`) happened after them. Abandoned
+    /// requests are forgotten, and the buffers go now rather than with the last handle.
     fn fail(&mut self, error: Error) {
         if self.dead.is_some() {
             return;
         }
-        for slot in self.slots.values_mut() {
-            if let Slot::Waiting(w) = std::mem::replace(slot, Slot::Done(Err(error.clone()))) {
-                w.into_iter().for_each(Waker::wake);
+        for id in self.unwritten() {
+            if let Some(slot @ Slot::Waiting(_)) = self.slots.get_mut(&id) {
+                if let Slot::Waiting(w) = std::mem::replace(slot, Slot::Unwritten(error.clone())) {
+                    w.into_iter().for_each(Waker::wake);
+                }
             }
         }
+        self.slots.retain(|_, slot| match slot {
+            Slot::Waiting(w) => {
+                w.take().into_iter().for_each(Waker::wake);
+                *slot = Slot::Done(Err(error.clone()));
+                true
+            }
+            Slot::Abandoned => false,
+            Slot::Done(_) | Slot::Unwritten(_) => true,
+        });
+        // A dead pipe never decodes again: its replacement connection only frees the buffers.
+        self.conn = Connection::default();
+        self.targets = VecDeque::new();
+        self.gathered = Vec::new();
+        self.deadlines = VecDeque::new();
         self.dead = Some(error);
         if let Some(w) = self.driver.take() {
             w.wake();
         }
+    }
+
+    /// The slots of requests no byte of which was taken for writing yet: the gathered gets,
+    /// and the last `queued` requests handed to `conn`.
+    fn unwritten(&self) -> Vec<u64> {
+        let queued = self.targets.iter().rev().take(self.queued);
+        let ids = queued.flat_map(|t| match t {
+            Target::One(id) => vec![*id],
+            Target::Merged(gathered) => gathered.iter().map(|(id, _)| *id).collect(),
+        });
+        ids.chain(self.gathered.iter().map(|(id, _)| *id)).collect()
     }
 
     /// Exactly one request on the wire and nothing else queued.
@@ -457,132 +528,16 @@ impl PipeState {
     }
 
     fn complete(&mut self, id: u64, response: Response) {
-        if let Some(slot) = self.slots.get_mut(&id) {
-            if let Slot::Waiting(w) = std::mem::replace(slot, Slot::Done(Ok(response))) {
-                self.woken.extend(w);
+        match self.slots.get_mut(&id) {
+            Some(Slot::Abandoned) => {
+                self.slots.remove(&id);
             }
-        }
-    }
-}
-
-/// A caller's claim on one reply. Dropping it before it resolves abandons the reply, which
-/// the driver then reads and discards.
-#[derive(Debug)]
-pub struct Ticket {
-    pipe: Arc<Pipe>,
-    id: u64,
-    finished: bool,
-    /// Whether this ticket read the socket itself (and so may hold its read wake-up).
-    reading: bool,
-    /// Whether this ticket already busy-polled (once per request: a caller woken again after
-    /// a spin was left waiting for a slow server; spinning again would only burn CPU).
-    spun: bool,
-}
-
-impl Ticket {
-    /// The pipe this request went out on.
-    pub fn pipe(&self) -> &Arc<Pipe> {
-        &self.pipe
-    }
-
-    /// Hands reading back to the driver if this ticket was doing it.
-    fn stop_reading(&mut self) {
-        if std::mem::take(&mut self.reading) {
-            self.pipe.lock().wake_driver();
-        }
-    }
-
-    /// The reply if it is in; otherwise registers `cx` to be woken when it is.
-    fn take_reply(&mut self, cx: &mut Context<'_>) -> Option<Result<Response, Error>> {
-        let id = self.id;
-        let mut state = self.pipe.lock();
-        let result = match state.slots.get_mut(&id) {
-            Some(Slot::Waiting(w)) => {
-                if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                    *w = Some(cx.waker().clone());
-                }
-                return None;
-            }
-            Some(Slot::Done(_)) => match state.slots.remove(&id) {
-                Some(Slot::Done(result)) => result,
-                _ => Err(Error::Closed),
-            },
-            None => Err(Error::Closed),
-        };
-        self.finished = true;
-        Some(result)
-    }
-}
-
-impl Future for Ticket {
-    type Output = Result<Response, Error>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if let Some(result) = self.take_reply(cx) {
-            self.stop_reading();
-            return Poll::Ready(result);
-        }
-        if !self.pipe.lock().is_solo() {
-            self.stop_reading();
-            return Poll::Pending;
-        }
-        // The only request in flight: read its reply here rather than through the driver,
-        // which saves a task hop per call on a connection used one call at a time. This task
-        // may now be the one the socket wakes, so whenever it stops reading (done, dropped,
-        // or joined by other requests) it wakes the driver to take reading back.
-        self.reading = true;
-        if let Err(e) = self.pipe.read(cx) {
-            self.pipe.fail(e);
-        }
-        let mut reply = self.take_reply(cx);
-        if reply.is_none() && !self.spun && !self.pipe.busy_poll.is_zero() {
-            self.spun = true;
-            reply = self.spin(cx);
-        }
-        match reply {
-            Some(result) => {
-                self.stop_reading();
-                Poll::Ready(result)
-            }
-            None => Poll::Pending,
-        }
-    }
-}
-
-impl Ticket {
-    /// Busy polling: reads without yielding until the reply is in, or no byte arrived for a
-    /// `busy_poll` window. Then reads once more through `cx`, so that the task is woken when
-    /// the rest arrives (`read_now` keeps no registration).
-    fn spin(&mut self, cx: &mut Context<'_>) -> Option<Result<Response, Error>> {
-        let mut until = deadline((self.pipe.clock.now)(), self.pipe.busy_poll);
-        loop {
-            match self.pipe.read_now() {
-                Ok(ReadNow::Bytes) => until = deadline((self.pipe.clock.now)(), self.pipe.busy_poll),
-                Ok(ReadNow::Nothing) if (self.pipe.clock.now)() < until => std::hint::spin_loop(),
-                Ok(_) => break,
-                Err(e) => {
-                    self.pipe.fail(e);
-                    break;
+            Some(slot) => {
+                if let Slot::Waiting(w) = std::mem::replace(slot, Slot::Done(Ok(response))) {
+                    self.woken.extend(w);
                 }
             }
-            // Checked on every turn, not only when this ticket read bytes: the driver may
-            // have read the reply meanwhile, or failed the pipe at its deadline.
-            if let Some(reply) = self.take_reply(cx) {
-                return Some(reply);
-            }
+            None => {}
         }
-        if let Err(e) = self.pipe.read(cx) {
-            self.pipe.fail(e);
-        }
-        self.take_reply(cx)
-    }
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        if !self.finished {
-            self.pipe.lock().slots.remove(&self.id);
-        }
-        self.stop_reading();
     }
 }

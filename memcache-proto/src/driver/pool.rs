@@ -1,7 +1,7 @@
 //! Runtime-neutral connection pool for async adapters: a few pipelined connections per
 //! server, a bound on requests in flight, and FIFO admission when the bound is reached.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -26,9 +26,72 @@ struct PoolState {
     /// Requests admitted and not yet finished.
     admitted: usize,
     /// Callers waiting for admission, oldest first.
-    waiters: VecDeque<(u64, Waker)>,
-    next_waiter: u64,
+    waiters: Waiters,
     closed: bool,
+}
+
+/// Callers waiting for admission, in FIFO order. Joining, leaving (from anywhere in the
+/// line, when a caller gives up), finding the first and updating a waker are all O(1)
+/// (amortized), so a long queue costs each waiter the same as a short one.
+#[derive(Debug, Default)]
+struct Waiters {
+    /// Waiter ids in arrival order; ids that left are skipped when they reach the front.
+    order: VecDeque<u64>,
+    /// The waker of every waiter still in line.
+    wakers: HashMap<u64, Waker>,
+    next: u64,
+}
+
+impl Waiters {
+    fn push(&mut self, waker: Waker) -> u64 {
+        let id = self.next;
+        self.next += 1;
+        self.order.push_back(id);
+        self.wakers.insert(id, waker);
+        id
+    }
+
+    /// The first waiter still in line.
+    fn front(&mut self) -> Option<u64> {
+        while let Some(&id) = self.order.front() {
+            if self.wakers.contains_key(&id) {
+                return Some(id);
+            }
+            self.order.pop_front();
+        }
+        None
+    }
+
+    fn update(&mut self, id: u64, waker: &Waker) {
+        if let Some(w) = self.wakers.get_mut(&id) {
+            if !w.will_wake(waker) {
+                *w = waker.clone();
+            }
+        }
+    }
+
+    fn remove(&mut self, id: u64) {
+        self.wakers.remove(&id);
+        // Ids that left from the middle wait in `order` until they reach the front; when
+        // they outnumber those in line, one pass drops them (amortized O(1) per departure).
+        if self.order.len() > 2 * self.wakers.len() + 16 {
+            let wakers = &self.wakers;
+            self.order.retain(|id| wakers.contains_key(id));
+        }
+    }
+
+    fn wake_front(&mut self) {
+        if let Some(id) = self.front() {
+            if let Some(w) = self.wakers.get(&id) {
+                w.wake_by_ref();
+            }
+        }
+    }
+
+    fn wake_all(&mut self) {
+        self.order.clear();
+        self.wakers.drain().for_each(|(_, w)| w.wake());
+    }
 }
 
 /// What an admitted caller does: use a connection, or open one and hand it to
@@ -68,7 +131,7 @@ impl ServerPool {
         for pipe in state.pipes.drain(..) {
             pipe.fail(Error::Closed);
         }
-        state.waiters.drain(..).for_each(|(_, w)| w.wake());
+        state.waiters.wake_all();
     }
 
     /// Connections currently open.
@@ -113,13 +176,7 @@ impl Drop for ServerPool {
 
 impl PoolState {
     fn wake_front(&mut self) {
-        if let Some((_, w)) = self.waiters.front() {
-            w.wake_by_ref();
-        }
-    }
-
-    fn forget(&mut self, id: u64) {
-        self.waiters.retain(|(i, _)| *i != id);
+        self.waiters.wake_front();
     }
 }
 
@@ -141,14 +198,14 @@ impl Future for Admit {
         }
         let first = match (self.ticket, state.waiters.front()) {
             (_, None) => true,
-            (Some(t), Some((front, _))) => t == *front,
+            (Some(t), Some(front)) => t == front,
             (None, Some(_)) => false,
         };
         if first && state.admitted < pool.max_requests {
             if let Some(route) = pool.route(&mut state) {
                 state.admitted += 1;
                 if let Some(t) = self.ticket.take() {
-                    state.forget(t);
+                    state.waiters.remove(t);
                 }
                 // Let the next waiter try too: admission may have room for several.
                 state.wake_front();
@@ -156,17 +213,8 @@ impl Future for Admit {
             }
         }
         match self.ticket {
-            Some(t) => {
-                if let Some(entry) = state.waiters.iter_mut().find(|(i, _)| *i == t) {
-                    entry.1 = cx.waker().clone();
-                }
-            }
-            None => {
-                let t = state.next_waiter;
-                state.next_waiter += 1;
-                state.waiters.push_back((t, cx.waker().clone()));
-                self.ticket = Some(t);
-            }
+            Some(t) => state.waiters.update(t, cx.waker()),
+            None => self.ticket = Some(state.waiters.push(cx.waker().clone())),
         }
         Poll::Pending
     }
@@ -176,7 +224,7 @@ impl Drop for Admit {
     fn drop(&mut self) {
         if let Some(t) = self.ticket {
             let mut state = self.pool.lock();
-            state.forget(t);
+            state.waiters.remove(t);
             state.wake_front();
         }
     }
@@ -191,9 +239,12 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// Where to send the request.
-    pub fn route(&self) -> Option<&Route> {
-        self.route.as_ref()
+    /// The connection to send on, once admitted to use one or [`opened`](Self::opened).
+    pub fn pipe(&self) -> Option<&Arc<Pipe>> {
+        match &self.route {
+            Some(Route::Use(pipe)) => Some(pipe),
+            _ => None,
+        }
     }
 
     /// Whether the request rides on a connection that was already open (and so may have gone
@@ -298,7 +349,7 @@ mod tests {
         let (c1, c2, c3) =
             (Arc::new(Counter::default()), Arc::new(Counter::default()), Arc::new(Counter::default()));
         let Poll::Ready(Ok(mut first)) = poll(&mut pool.admit(), &c1) else { panic!("an empty pool admits") };
-        assert!(matches!(first.route(), Some(Route::Open)), "the first request opens the connection");
+        assert!(first.pipe().is_none(), "the first request opens the connection");
         first.opened(pipe());
 
         let (mut second, mut third) = (pool.admit(), pool.admit());
@@ -311,7 +362,7 @@ mod tests {
         let Poll::Ready(Ok(second)) = poll(&mut second, &c2) else {
             panic!("the freed place goes to the second")
         };
-        assert!(matches!(second.route(), Some(Route::Use(_))), "it rides on the open connection");
+        assert!(second.pipe().is_some(), "it rides on the open connection");
         assert!(poll(&mut third, &c3).is_pending(), "the bound still holds for the third");
 
         drop(third);

@@ -119,13 +119,14 @@ impl Future for Driver {
 }
 
 impl PipeState {
-    /// The deadline of the oldest request still waiting for its reply, forgetting those that
-    /// were answered or abandoned. Records whether the driver watches the deadlines (it
+    /// The deadline of the oldest request still waiting for its reply, whether its caller
+    /// still waits or abandoned it (the reply must come in time either way, or the server is
+    /// stalled), forgetting those that were answered. Records whether the driver watches the deadlines (it
     /// does while it has a timer or a waiting request), under the same lock that
     /// [`Pipe::submit`] reads it under, so a submit never goes unwatched.
     fn oldest_deadline(&mut self, armed: bool) -> Option<Instant> {
         while let Some(&(id, deadline)) = self.deadlines.front() {
-            if matches!(self.slots.get(&id), Some(Slot::Waiting(_))) {
+            if matches!(self.slots.get(&id), Some(Slot::Waiting(_) | Slot::Abandoned)) {
                 self.watched = true;
                 return Some(deadline);
             }

@@ -1,0 +1,150 @@
+//! A caller's side of a pipe: the [`Ticket`] that resolves to its reply.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use super::{Pipe, ReadNow, Slot};
+use crate::config::deadline;
+use crate::{Error, Response};
+
+/// A caller's claim on one reply. Dropping it before it resolves abandons the reply, which
+/// the driver then reads and discards.
+#[derive(Debug)]
+pub struct Ticket {
+    pipe: Arc<Pipe>,
+    id: u64,
+    finished: bool,
+    /// Whether this ticket read the socket itself (and so may hold its read wake-up).
+    reading: bool,
+    /// Whether this ticket already busy-polled (once per request: a caller woken again after
+    /// a spin was left waiting for a slow server; spinning again would only burn CPU).
+    spun: bool,
+    /// Whether the request may have reached the server: false once the pipe failed before
+    /// any byte of it was taken for writing.
+    written: bool,
+}
+
+impl Ticket {
+    pub(super) fn new(pipe: Arc<Pipe>, id: u64) -> Ticket {
+        Ticket { pipe, id, finished: false, reading: false, spun: false, written: true }
+    }
+
+    /// Whether the request may have reached the server (see [`crate::retry::Attempt`]):
+    /// known `false` only for a request the pipe failed before writing any of it.
+    pub fn written(&self) -> bool {
+        self.written
+    }
+
+    /// Hands reading back to the driver if this ticket was doing it.
+    fn stop_reading(&mut self) {
+        if std::mem::take(&mut self.reading) {
+            self.pipe.lock().wake_driver();
+        }
+    }
+
+    /// The reply if it is in; otherwise registers `cx` to be woken when it is.
+    fn take_reply(&mut self, cx: &mut Context<'_>) -> Option<Result<Response, Error>> {
+        let id = self.id;
+        let mut state = self.pipe.lock();
+        let result = match state.slots.get_mut(&id) {
+            Some(Slot::Waiting(w)) => {
+                if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    *w = Some(cx.waker().clone());
+                }
+                return None;
+            }
+            Some(Slot::Done(_) | Slot::Unwritten(_)) => match state.slots.remove(&id) {
+                Some(Slot::Done(result)) => result,
+                Some(Slot::Unwritten(e)) => {
+                    self.written = false;
+                    Err(e)
+                }
+                _ => Err(Error::Closed),
+            },
+            Some(Slot::Abandoned) | None => Err(Error::Closed),
+        };
+        self.finished = true;
+        Some(result)
+    }
+}
+
+impl Future for Ticket {
+    type Output = Result<Response, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Some(result) = self.take_reply(cx) {
+            self.stop_reading();
+            return Poll::Ready(result);
+        }
+        if !self.pipe.lock().is_solo() {
+            self.stop_reading();
+            return Poll::Pending;
+        }
+        // The only request in flight: read its reply here rather than through the driver,
+        // which saves a task hop per call on a connection used one call at a time. This task
+        // may now be the one the socket wakes, so whenever it stops reading (done, dropped,
+        // or joined by other requests) it wakes the driver to take reading back.
+        self.reading = true;
+        if let Err(e) = self.pipe.read(cx) {
+            self.pipe.fail(e);
+        }
+        let mut reply = self.take_reply(cx);
+        if reply.is_none() && !self.spun && !self.pipe.busy_poll.is_zero() {
+            self.spun = true;
+            reply = self.spin(cx);
+        }
+        match reply {
+            Some(result) => {
+                self.stop_reading();
+                Poll::Ready(result)
+            }
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl Ticket {
+    /// Busy polling: reads without yielding until the reply is in, or no byte arrived for a
+    /// `busy_poll` window. Then reads once more through `cx`, so that the task is woken when
+    /// the rest arrives (`read_now` keeps no registration).
+    fn spin(&mut self, cx: &mut Context<'_>) -> Option<Result<Response, Error>> {
+        let mut until = deadline((self.pipe.clock.now)(), self.pipe.busy_poll);
+        loop {
+            match self.pipe.read_now() {
+                Ok(ReadNow::Bytes) => until = deadline((self.pipe.clock.now)(), self.pipe.busy_poll),
+                Ok(ReadNow::Nothing) if (self.pipe.clock.now)() < until => std::hint::spin_loop(),
+                Ok(_) => break,
+                Err(e) => {
+                    self.pipe.fail(e);
+                    break;
+                }
+            }
+            // Checked on every turn, not only when this ticket read bytes: the driver may
+            // have read the reply meanwhile, or failed the pipe at its deadline.
+            if let Some(reply) = self.take_reply(cx) {
+                return Some(reply);
+            }
+        }
+        if let Err(e) = self.pipe.read(cx) {
+            self.pipe.fail(e);
+        }
+        self.take_reply(cx)
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if !self.finished {
+            // A reply still to come is abandoned, not forgotten: it is read and discarded,
+            // and its deadline still holds (see `Slot::Abandoned`).
+            let mut state = self.pipe.lock();
+            match state.slots.get_mut(&self.id) {
+                Some(slot @ Slot::Waiting(_)) => *slot = Slot::Abandoned,
+                _ => drop(state.slots.remove(&self.id)),
+            }
+        }
+        self.stop_reading();
+    }
+}
