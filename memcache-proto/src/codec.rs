@@ -62,6 +62,7 @@ use crate::Item;
 mod compressed;
 #[cfg(any(feature = "json", feature = "postcard"))]
 mod serde_codecs;
+mod typed;
 
 #[cfg(any(feature = "zlib", feature = "lz4"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "zlib", feature = "lz4"))))]
@@ -72,6 +73,7 @@ pub use serde_codecs::Json;
 #[cfg(feature = "postcard")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postcard")))]
 pub use serde_codecs::Postcard;
+pub use typed::{TypedItem, decode_map};
 
 /// The default flag bits (see the [module docs](self) for who else uses which bit).
 pub mod flags {
