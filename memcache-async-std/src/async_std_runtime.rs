@@ -17,6 +17,11 @@ use crate::{AsyncStream, Builder, Error, Stream, over_stream};
 #[cfg_attr(docsrs, doc(cfg(feature = "async-std")))]
 pub type Client = memcache_proto::driver::Client<AsyncStd>;
 
+/// A typed view of a [`Client`] (`client.typed(codec)`): values of type `T` through the
+/// codec `C`. See [`memcache_proto::driver::Typed`] for its calls.
+#[cfg_attr(docsrs, doc(cfg(feature = "async-std")))]
+pub type Typed<C, T> = memcache_proto::driver::Typed<AsyncStd, C, T>;
+
 /// The async-std [`Runtime`]: async-std sockets, `task::spawn` and `future::timeout`.
 ///
 /// async-std runs its executor and timers on threads of its own, so this client also works

@@ -58,7 +58,7 @@ mod async_std_runtime;
 pub mod smol;
 
 #[cfg(feature = "async-std")]
-pub use async_std_runtime::{AsyncStd, Client, from_stream, from_stream_with};
+pub use async_std_runtime::{AsyncStd, Client, Typed, from_stream, from_stream_with};
 
 /// The crate's README (what crates.io shows), compiled and run here as doctests so that its
 /// code can't drift from the API.

@@ -70,6 +70,10 @@ pub type Client = ClientOn<GlobalExecutor>;
 /// The memcached client on smol, spawning its connection tasks with `S` (see [`Spawn`]).
 pub type ClientOn<S> = memcache_proto::driver::Client<Smol<S>>;
 
+/// A typed view of a [`Client`] (`client.typed(codec)`): values of type `T` through the
+/// codec `C`. See [`memcache_proto::driver::Typed`] for its calls.
+pub type Typed<C, T> = memcache_proto::driver::Typed<Smol<GlobalExecutor>, C, T>;
+
 /// How [`Smol`] runs the client's background tasks (one per open connection).
 ///
 /// A function with no receiver, so that the executor is part of the client's type and the

@@ -52,6 +52,8 @@ macro_rules! blocking_calls {
     )*};
 }
 
+pub(crate) use blocking_calls;
+
 impl FromConfig for Client {
     fn from_config(config: Config) -> Result<Self, Error> {
         let inner = Inner { config, pools: Mutex::new(HashMap::new()), closed: AtomicBool::new(false) };

@@ -32,6 +32,8 @@ struct ReadmeDoctests;
 mod client;
 mod conn;
 mod pool;
+mod typed;
 
 pub use client::Client;
 pub use memcache_proto::prelude::*;
+pub use typed::Typed;

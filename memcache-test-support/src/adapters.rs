@@ -11,6 +11,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use memcache_proto::Error;
+use memcache_proto::codec::Codec;
 use memcache_proto::config::Builder;
 use memcache_proto::driver::{self, Runtime};
 
@@ -120,6 +121,19 @@ impl<R: Runtime, E: Executor> Adapter for AsyncAdapter<R, E> {
         configure(&cfg)
     }
     memcache_proto::client_calls!(forward_calls; c.await);
+
+    type Typed<C, T>
+        = driver::Typed<R, C, T>
+    where
+        C: Codec<T> + Send + Sync + 'static,
+        T: Send + Sync + 'static;
+    fn typed<C, T>(c: &Self::Client, codec: C) -> Self::Typed<C, T>
+    where
+        C: Codec<T> + Send + Sync + 'static,
+        T: Send + Sync + 'static,
+    {
+        c.typed(codec)
+    }
 }
 
 /// Tokio's multi-thread runtime (a new one per test).
@@ -262,4 +276,17 @@ impl Adapter for Blocking {
         configure(&cfg)
     }
     memcache_proto::client_calls!(forward_calls; c);
+
+    type Typed<C, T>
+        = memcache_blocking::Typed<C, T>
+    where
+        C: Codec<T> + Send + Sync + 'static,
+        T: Send + Sync + 'static;
+    fn typed<C, T>(c: &Self::Client, codec: C) -> Self::Typed<C, T>
+    where
+        C: Codec<T> + Send + Sync + 'static,
+        T: Send + Sync + 'static,
+    {
+        c.typed(codec)
+    }
 }

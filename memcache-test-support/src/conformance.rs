@@ -26,6 +26,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use memcache_proto::codec::Codec;
 use memcache_proto::{Error, Item};
 
 /// Asserts that `$res` is `Err` matching `$pat`, with a message naming what came instead.
@@ -61,6 +62,7 @@ mod faults;
 mod keys;
 mod proxy;
 mod servers;
+mod typed;
 mod util;
 
 pub use basic::*;
@@ -71,6 +73,7 @@ pub use faults::*;
 pub use keys::*;
 pub use proxy::*;
 pub use servers::*;
+pub use typed::*;
 pub use util::XorShift;
 
 /// Call timeout the suite configures unless a test is about timeouts: generous, because tests
@@ -165,6 +168,18 @@ pub trait Adapter: Sized + 'static {
     fn connect(cfg: ClientConfig) -> Res<Self::Client>;
 
     memcache_proto::client_calls!(crate::adapters::declare_calls; c);
+
+    /// The client's typed view for values `T` through the codec `C`.
+    type Typed<C, T>: crate::typed_view::TypedView<T>
+    where
+        C: Codec<T> + Send + Sync + 'static,
+        T: Send + Sync + 'static;
+
+    /// `client.typed(codec)`.
+    fn typed<C, T>(c: &Self::Client, codec: C) -> Self::Typed<C, T>
+    where
+        C: Codec<T> + Send + Sync + 'static,
+        T: Send + Sync + 'static;
 }
 
 /// Expands to one `#[test]` per conformance test for the adapter type `$a`.
@@ -226,6 +241,11 @@ macro_rules! conformance_suite {
             twemproxy_32_concurrent_getters_get_their_own_values,
             twemproxy_refused_calls_fail_fast_and_the_client_recovers,
             multi_key_replies_in_any_order,
+            // typed values
+            typed_calls_store_and_read,
+            typed_compare_and_swap,
+            typed_flag_mismatch_keeps_the_client,
+            typed_values_share_pymemcache_flags,
         );
     };
     (@tests $a:ty; $($name:ident),* $(,)?) => {

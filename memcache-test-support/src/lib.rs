@@ -23,6 +23,7 @@ pub mod memcached;
 pub mod sim;
 pub mod tls;
 pub mod twemproxy;
+pub mod typed_view;
 
 pub use fault::{CountingProxy, Fault, FaultServer, Proxy, ProxyMode};
 pub use memcached::Memcached;

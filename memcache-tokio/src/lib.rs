@@ -47,6 +47,10 @@ pub use memcache_proto::prelude::*;
 /// The memcached client on Tokio. See [`memcache_proto::driver::Client`] for its calls.
 pub type Client = memcache_proto::driver::Client<Tokio>;
 
+/// A typed view of a [`Client`] (`client.typed(codec)`): values of type `T` through the
+/// codec `C`. See [`memcache_proto::driver::Typed`] for its calls.
+pub type Typed<C, T> = memcache_proto::driver::Typed<Tokio, C, T>;
+
 /// The Tokio [`Runtime`]: Tokio sockets, `tokio::spawn` and `tokio::time::timeout`.
 #[derive(Debug, Clone, Copy)]
 pub struct Tokio;

@@ -74,6 +74,70 @@ pub fn decode_map<T, C: Codec<T> + ?Sized>(
     items.into_iter().map(|(k, item)| Ok((k, TypedItem::decode(item, codec)?))).collect()
 }
 
+/// Hands the typed view's calls to the callback macro `$cb`, in the grammar of
+/// [`client_calls!`](crate::client_calls), so every client's typed view (and the test
+/// adapters) is expanded from this one list. Expand it inside
+/// `impl<.., C: Codec<T>, T> View<.., C, T>` where the view has fields `client` (the raw
+/// client) and `codec`: each call is the raw call plus [`TypedItem::encode`] before it or
+/// [`TypedItem::decode`] after it, so the errors are the raw call's (`CacheMiss`,
+/// `NotStored`, `CasConflict`, ...) plus [`Error::Codec`](crate::Error::Codec), which leaves
+/// the connection in use.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! typed_calls {
+    ($($cb:ident)::+ ; $this:ident $(. $aw:ident)?) => {
+        $($cb)::+! { @this $this $(.$aw)?;
+            /// Reads `key` and decodes it; [`Error::CacheMiss`](crate::Error::CacheMiss) if
+            /// absent, [`Error::Codec`](crate::Error::Codec) if another client or codec stored
+            /// it. The item carries its CAS token.
+            fn get(key: &str) -> Result<$crate::codec::TypedItem<T>, $crate::Error> {
+                let item = ($this.client.get(key)$(.$aw)?)?;
+                $crate::codec::TypedItem::decode(item, &$this.codec)
+            }
+
+            /// Reads many keys at once and decodes every value; missing keys are absent from
+            /// the map. One value this codec refuses fails the call with
+            /// [`Error::Codec`](crate::Error::Codec) (see [`decode_map`](crate::codec::decode_map)).
+            fn get_multi[S: AsRef<str> + Sync](keys: &[S])
+                -> Result<std::collections::HashMap<String, $crate::codec::TypedItem<T>>, $crate::Error>
+            {
+                let items = ($this.client.get_multi(keys)$(.$aw)?)?;
+                $crate::codec::decode_map(items, &$this.codec)
+            }
+
+            /// Encodes and stores `item` unconditionally. An encoding failure is
+            /// [`Error::Codec`](crate::Error::Codec) before anything is sent.
+            fn set(item: &$crate::codec::TypedItem<T>) -> Result<(), $crate::Error> {
+                let raw = item.encode(&$this.codec)?;
+                $this.client.set(&raw)$(.$aw)?
+            }
+
+            /// Encodes and stores `item` only if its key is absent;
+            /// [`Error::NotStored`](crate::Error::NotStored) otherwise.
+            fn add(item: &$crate::codec::TypedItem<T>) -> Result<(), $crate::Error> {
+                let raw = item.encode(&$this.codec)?;
+                $this.client.add(&raw)$(.$aw)?
+            }
+
+            /// Encodes and stores `item` only if its key is present;
+            /// [`Error::NotStored`](crate::Error::NotStored) otherwise.
+            fn replace(item: &$crate::codec::TypedItem<T>) -> Result<(), $crate::Error> {
+                let raw = item.encode(&$this.codec)?;
+                $this.client.replace(&raw)$(.$aw)?
+            }
+
+            /// Encodes and stores `item` only if it is unchanged since it was read (its `cas`
+            /// token, filled by [`get`](Self::get)):
+            /// [`Error::CasConflict`](crate::Error::CasConflict) if it changed,
+            /// [`Error::NotStored`](crate::Error::NotStored) if it is gone.
+            fn compare_and_swap(item: &$crate::codec::TypedItem<T>) -> Result<(), $crate::Error> {
+                let raw = item.encode(&$this.codec)?;
+                $this.client.compare_and_swap(&raw)$(.$aw)?
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;

@@ -95,6 +95,8 @@ macro_rules! async_calls {
     )*};
 }
 
+pub(crate) use async_calls;
+
 /// A request submitted to a server, awaiting its reply.
 struct Sent<O> {
     server: ServerAddr,

@@ -17,6 +17,8 @@ pub mod client;
 mod coalesce;
 mod pipeline;
 mod pool;
+mod typed;
 
 pub use client::{Client, Connector, Runtime};
 pub use pipeline::Transport;
+pub use typed::Typed;
