@@ -370,4 +370,36 @@ mod tests {
         let Poll::Ready(Ok(_)) = poll(&mut pool.admit(), &c1) else { panic!("an idle pool admits at once") };
         assert_eq!(pool.connections(), 1, "one connection served everyone");
     }
+
+    #[test]
+    fn waiters_who_leave_from_the_middle_keep_the_line_in_order() {
+        let pool = Arc::new(ServerPool::new(1, 1));
+        let c = Arc::new(Counter::default());
+        let Poll::Ready(Ok(mut held)) = poll(&mut pool.admit(), &c) else { panic!("an empty pool admits") };
+        held.opened(pipe());
+        let mut line: Vec<(usize, Admit)> = (0..1000).map(|i| (i, pool.admit())).collect();
+        line.iter_mut().for_each(|(_, a)| assert!(poll(a, &c).is_pending()));
+        // Two thirds give up, from everywhere in the line (which compacts the queue).
+        line.retain(|(i, _)| i % 3 == 0);
+        let mut admitted = Vec::new();
+        for _ in 0..line.len() {
+            drop(held);
+            let mut got = None;
+            for (i, admit) in line.iter_mut() {
+                if let Poll::Ready(lease) = poll(admit, &c) {
+                    assert!(got.is_none(), "one freed place, one admission");
+                    got = Some((*i, lease.expect("admitted")));
+                }
+            }
+            let (i, lease) = got.expect("the freed place went to someone");
+            line.retain(|(j, _)| *j != i);
+            admitted.push(i);
+            held = lease;
+        }
+        assert_eq!(
+            admitted,
+            (0..1000).filter(|i| i % 3 == 0).collect::<Vec<_>>(),
+            "first come, first served"
+        );
+    }
 }
