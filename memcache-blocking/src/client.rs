@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use memcache_proto::config::{Config, FromConfig, deadline};
+use memcache_proto::fleet::Fleet;
 use memcache_proto::op::{KeyedOp, Op};
 use memcache_proto::retry::{self, Attempt};
-use memcache_proto::{Error, Response, ServerAddr, ServerSelector};
+use memcache_proto::{Error, Response, ServerAddr};
 
 use crate::conn::Conn;
 use crate::pool::ServerPool;
@@ -28,6 +29,7 @@ pub struct Client {
 #[derive(Debug)]
 struct Inner {
     config: Config,
+    fleet: Arc<Fleet>,
     pools: Mutex<HashMap<ServerAddr, Arc<ServerPool>>>,
     closed: AtomicBool,
 }
@@ -56,7 +58,9 @@ pub(crate) use blocking_calls;
 
 impl FromConfig for Client {
     fn from_config(config: Config) -> Result<Self, Error> {
-        let inner = Inner { config, pools: Mutex::new(HashMap::new()), closed: AtomicBool::new(false) };
+        let fleet = Arc::new(Fleet::from_config(&config, Instant::now()));
+        let inner =
+            Inner { config, fleet, pools: Mutex::new(HashMap::new()), closed: AtomicBool::new(false) };
         Ok(Client { inner: Arc::new(inner) })
     }
 }
@@ -66,8 +70,35 @@ impl Client {
 
     memcache_proto::client_calls!(blocking_calls; this);
 
-    fn selector(&self) -> &dyn ServerSelector {
-        self.inner.config.selector.as_ref()
+    fn fleet(&self) -> &Fleet {
+        &self.inner.fleet
+    }
+
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn with_fleet(&self, f: impl FnOnce(&Fleet) -> Result<(), Error>) -> Result<(), Error> {
+        let result = f(&self.inner.fleet);
+        self.follow_fleet();
+        result
+    }
+
+    /// Drops the pools of servers that left the list (their connections close once the calls
+    /// using them are done: each holds the pool until then), and starts a periodic
+    /// re-resolution on its own thread when one is due.
+    fn follow_fleet(&self) {
+        let fleet = &self.inner.fleet;
+        let departed = fleet.departed();
+        if !departed.is_empty() {
+            let mut pools = self.lock_pools();
+            departed.iter().for_each(|s| drop(pools.remove(s)));
+        }
+        if fleet.refresh_due(Instant::now()) {
+            let fleet = fleet.clone();
+            // A failed lookup keeps the name's last good addresses; nobody waits for this one.
+            std::thread::spawn(move || drop(fleet.refresh()));
+        }
     }
 
     fn shut_down(&self) {
@@ -77,8 +108,11 @@ impl Client {
     }
 
     fn keyed<O: KeyedOp>(&self, op: O) -> Result<O::Output, Error> {
-        let server = self.inner.config.selector.pick_server(op.key().as_bytes())?;
-        self.request(&server, op, false)
+        self.follow_fleet();
+        let (server, permit) = self.inner.fleet.route(op.key().as_bytes(), Instant::now())?;
+        let result = self.request(&server, op, false);
+        self.inner.fleet.record(&server, permit, &result, Instant::now());
+        result
     }
 
     /// One request and its reply, under the call's deadline (`resent`: this is the one resend
@@ -115,7 +149,9 @@ impl Client {
     }
 
     /// Sends every op to its server, then reads every reply: all servers work concurrently.
+    /// A server that is down answers its [`Error::ServerUnavailable`] without a connection.
     fn fan_out<O: Op>(&self, mut plan: Vec<(ServerAddr, O)>) -> Vec<(ServerAddr, Result<O::Output, Error>)> {
+        self.follow_fleet();
         let deadline = deadline(Instant::now(), self.inner.config.timeout);
         // One order for taking connections to several servers, so two calls can't each hold
         // one server's last connection while waiting for the other's.
@@ -123,18 +159,26 @@ impl Client {
         let sent: Vec<_> = plan
             .into_iter()
             .map(|(server, op)| {
-                let lease = self.checkout(&server, deadline).map(|(mut conn, reused, pool)| {
-                    let sent = conn.send(op.command(), deadline);
-                    (sent, (conn, reused, pool))
+                let admitted = self.inner.fleet.admit(&server, Instant::now());
+                let lease = admitted.map(|permit| {
+                    let lease = self.checkout(&server, deadline).map(|(mut conn, reused, pool)| {
+                        let sent = conn.send(op.command(), deadline);
+                        (sent, (conn, reused, pool))
+                    });
+                    (permit, lease)
                 });
                 (server, op, lease)
             })
             .collect();
         sent.into_iter()
             .map(|(server, op, lease)| {
-                let result = lease.and_then(|(sent, mut lease)| {
-                    let reply = sent.and_then(|()| lease.0.receive(deadline));
-                    self.settle(&server, op, lease, reply, false)
+                let result = lease.and_then(|(permit, lease)| {
+                    let result = lease.and_then(|(sent, mut lease)| {
+                        let reply = sent.and_then(|()| lease.0.receive(deadline));
+                        self.settle(&server, op, lease, reply, false)
+                    });
+                    self.inner.fleet.record(&server, permit, &result, Instant::now());
+                    result
                 });
                 (server, result)
             })

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use memcache_proto::config::{self, Config};
 use memcache_proto::io::read_into_spare;
+use memcache_proto::resolve;
 use memcache_proto::{Connection, Endpoint, Error, Response, ServerAddr};
 
 enum Stream {
@@ -73,18 +74,7 @@ pub(crate) struct Conn {
 
 impl Conn {
     pub(crate) fn connect(addr: &ServerAddr, config: &Config) -> Result<Conn, Error> {
-        let timeout = config.connect_timeout;
-        let stream = match addr.endpoint() {
-            Endpoint::Tcp(sa) => {
-                let s = TcpStream::connect_timeout(sa, timeout)?;
-                s.set_nodelay(true)?;
-                Stream::Tcp(s)
-            }
-            #[cfg(unix)]
-            Endpoint::Unix(path) => Stream::Unix(UnixStream::connect(path)?),
-            #[allow(unreachable_patterns)]
-            _ => return Err(Error::BadAddress(addr.to_string())),
-        };
+        let stream = Self::open(addr, config.connect_timeout)?;
         // The calls' timeout from now on, not the connect timeout: each call shortens it to
         // what is left of its deadline.
         stream.set_write_timeout(config.timeout)?;
@@ -98,6 +88,35 @@ impl Conn {
             wrote: false,
             busy_poll: config.busy_poll,
         })
+    }
+
+    /// Connects to the first of `addr`'s addresses that accepts, within `timeout` shared
+    /// between them (see [`resolve::attempt_timeout`]); the last failure otherwise.
+    fn open(addr: &ServerAddr, timeout: Duration) -> Result<Stream, Error> {
+        let start = Instant::now();
+        let endpoints = addr.endpoints();
+        let mut failure = Error::Timeout;
+        for (i, endpoint) in endpoints.iter().enumerate() {
+            let left = timeout.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                break;
+            }
+            let attempt = match endpoint {
+                Endpoint::Tcp(sa) => {
+                    TcpStream::connect_timeout(sa, resolve::attempt_timeout(left, endpoints.len() - i))
+                        .and_then(|s| s.set_nodelay(true).map(|()| Stream::Tcp(s)))
+                }
+                #[cfg(unix)]
+                Endpoint::Unix(path) => UnixStream::connect(path).map(Stream::Unix),
+                #[allow(unreachable_patterns)]
+                _ => return Err(Error::BadAddress(addr.to_string())),
+            };
+            match attempt {
+                Ok(stream) => return Ok(stream),
+                Err(e) => failure = e.into(),
+            }
+        }
+        Err(failure)
     }
 
     /// Queues `command` and writes everything queued, each write bounded by what is left

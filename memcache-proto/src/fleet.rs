@@ -40,28 +40,18 @@ impl fmt::Debug for Fleet {
     }
 }
 
-/// A `get_multi` split by server: the groups to send, each under its [`Permit`], and the
-/// servers that are down (their keys' share of the answer is that error).
-#[derive(Debug, Default)]
-pub struct MultiPlan {
-    /// Where each group of keys goes.
-    pub send: Vec<(ServerAddr, Permit, GetMulti)>,
-    /// The servers that are down, each once, with its [`Error::ServerUnavailable`].
-    pub unavailable: Vec<(ServerAddr, Error)>,
-}
-
 impl Fleet {
     /// A fleet over `selector`, applying `policy`; re-resolved every `resolve_every` if set.
-    /// Refuses ejection with a selector that cannot eject.
+    /// (`Builder::build` has already refused ejection with a selector that cannot eject: see
+    /// [`Health::validate`].)
     pub fn new(
         selector: Arc<dyn ServerSelector>,
         policy: FailurePolicy,
         resolve_every: Option<Duration>,
         now: Instant,
-    ) -> Result<Fleet, Error> {
-        Health::validate(&policy, selector.as_ref())?;
+    ) -> Fleet {
         let first = resolve_every.map_or(u64::MAX, nanos);
-        Ok(Fleet {
+        Fleet {
             seen: AtomicU64::new(selector.generation()),
             known: Mutex::new(selector.servers()),
             selector,
@@ -69,7 +59,12 @@ impl Fleet {
             resolve_every,
             origin: now,
             next_resolve: AtomicU64::new(first),
-        })
+        }
+    }
+
+    /// The fleet a client built from `config` uses.
+    pub fn from_config(config: &crate::config::Config, now: Instant) -> Fleet {
+        Fleet::new(config.selector.clone(), config.failure_policy, config.resolve_every, now)
     }
 
     /// The selector.
@@ -92,61 +87,30 @@ impl Fleet {
         self.health.record(server, permit, result.as_ref().map(drop), now);
     }
 
-    /// Validates every key (one bad key fails the whole call) and groups them by the server
-    /// they go to now: a down server's keys are reported unavailable, or, with ejection, join
-    /// the next live server's group. Each server is checked once, so at most one probe.
+    /// May a call go to `server` now (see [`Health::check`])? The multi-server calls ask
+    /// this once per server, and record the answer with [`record`](Self::record).
+    pub fn admit(&self, server: &ServerAddr, now: Instant) -> Result<Permit, Error> {
+        self.health.check(server, now)
+    }
+
+    /// Validates every key (one bad key fails the whole call) and groups them by server.
+    /// With ejection, a down server's keys (unless its probe is due) go to the next live
+    /// server on the ring; otherwise they stay with their server, and [`admit`](Self::admit)
+    /// fails that server's group at once.
     pub fn plan_get_multi<S: AsRef<str>>(
         &self,
         keys: impl IntoIterator<Item = S>,
         now: Instant,
-    ) -> Result<MultiPlan, Error> {
-        let groups = group(keys, |k| self.selector.pick_server(k))?;
-        let mut send: Vec<Group> = Vec::new();
-        let mut unavailable = Vec::new();
-        let mut ejected = Vec::new();
-        for (server, keys) in groups {
-            match self.health.check(&server, now) {
-                Ok(permit) => send.push((server, permit, keys)),
-                Err(e) if self.health.policy().eject => ejected.push((server, keys, e)),
-                Err(e) => unavailable.push((server, e)),
+    ) -> Result<Vec<(ServerAddr, GetMulti)>, Error> {
+        let eject = self.health.policy().eject;
+        let groups = group(keys, |key| {
+            let server = self.selector.pick_server(key)?;
+            if eject && self.health.is_resting(&server, now) {
+                return self.selector.pick_server_skipping(key, &|s| self.health.is_resting(s, now));
             }
-        }
-        for (server, keys, e) in ejected {
-            self.eject(server, keys, e, (&mut send, &mut unavailable), now)?;
-        }
-        let send = send.into_iter().map(|(s, p, keys)| (s, p, GetMulti::new(keys))).collect();
-        Ok(MultiPlan { send, unavailable })
-    }
-
-    /// Moves the keys of `server`, which is down, to the next live servers on the ring.
-    fn eject(
-        &self,
-        server: ServerAddr,
-        keys: Vec<Key>,
-        unavailable: Error,
-        (send, failed): (&mut Vec<Group>, &mut Vec<(ServerAddr, Error)>),
-        now: Instant,
-    ) -> Result<(), Error> {
-        let down: Vec<ServerAddr> =
-            self.selector.servers().into_iter().filter(|s| self.health.is_down(s)).collect();
-        for key in keys {
-            let other = self.selector.pick_server_skipping(key.as_bytes(), &|s| down.contains(s))?;
-            if failed.iter().any(|(s, _)| *s == other) {
-                // Already failed: this key's share of the answer is that error.
-                continue;
-            }
-            if let Some((_, _, group)) = send.iter_mut().find(|(s, _, _)| *s == other) {
-                group.push(key);
-            } else if other == server || down.contains(&other) {
-                failed.push((other, unavailable.clone()));
-            } else {
-                match self.health.check(&other, now) {
-                    Ok(permit) => send.push((other, permit, vec![key])),
-                    Err(e) => failed.push((other, e)),
-                }
-            }
-        }
-        Ok(())
+            Ok(server)
+        })?;
+        Ok(groups.into_iter().map(|(s, keys)| (s, GetMulti::new(keys))).collect())
     }
 
     /// Replaces the servers (all or nothing, see [`ServerSelector::replace_servers`]).
@@ -197,9 +161,6 @@ impl Fleet {
                 .is_ok()
     }
 }
-
-/// Keys bound for one server under one permit, while a plan is made.
-type Group = (ServerAddr, Permit, Vec<Key>);
 
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)

@@ -7,6 +7,15 @@ use super::*;
 use crate::op::Op;
 use crate::{Command, Ketama, ServerList};
 
+/// A client type for building configs only.
+struct NoClient;
+
+impl crate::config::FromConfig for NoClient {
+    fn from_config(_: crate::config::Config) -> Result<Self, Error> {
+        Ok(NoClient)
+    }
+}
+
 fn names(n: usize) -> Vec<String> {
     (1..=n).map(|i| format!("10.0.0.{i}:11211")).collect()
 }
@@ -22,10 +31,9 @@ fn mark_down(fleet: &Fleet, server: &ServerAddr, now: Instant) {
     assert!(fleet.health().is_down(server));
 }
 
-fn keys_of(plan: &MultiPlan) -> Vec<(String, usize)> {
-    plan.send
-        .iter()
-        .map(|(s, _, op)| match op.command() {
+fn keys_of(plan: &[(ServerAddr, GetMulti)]) -> Vec<(String, usize)> {
+    plan.iter()
+        .map(|(s, op)| match op.command() {
             Command::Get { keys, .. } => (s.to_string(), keys.len()),
             other => panic!("not a get: {other:?}"),
         })
@@ -33,68 +41,61 @@ fn keys_of(plan: &MultiPlan) -> Vec<(String, usize)> {
 }
 
 #[test]
-fn ejection_is_refused_with_crc32_at_construction() {
+fn ejection_is_refused_with_crc32_at_build() {
     let eject = FailurePolicy { eject: true, ..FailurePolicy::default() };
-    let crc: Arc<dyn ServerSelector> = Arc::new(ServerList::new(names(2)).expect("literals"));
-    assert!(matches!(Fleet::new(crc, eject, None, Instant::now()), Err(Error::InvalidConfig(_))));
-    assert!(Fleet::new(ring(2), eject, None, Instant::now()).is_ok());
+    let crc = ServerList::new(names(2)).expect("literals");
+    let refused = crate::config::Builder::<NoClient>::new().selector(crc).failure_policy(eject).config();
+    assert!(matches!(refused, Err(Error::InvalidConfig(_))));
+    let ok = crate::config::Builder::<NoClient>::new().selector(ring(2)).failure_policy(eject).config();
+    assert!(ok.is_ok());
 }
 
 #[test]
-fn multi_get_reports_a_down_server_once_and_probes_it_once() {
+fn multi_get_keeps_a_down_servers_keys_with_it_and_admits_one_probe() {
     let t0 = Instant::now();
-    let fleet = Fleet::new(ring(3), FailurePolicy::default(), None, t0).expect("fleet");
+    let fleet = Fleet::new(ring(3), FailurePolicy::default(), None, t0);
     let keys: Vec<String> = (0..300).map(|i| format!("k{i}")).collect();
     let down = fleet.selector().servers()[0].clone();
+    let before = keys_of(&fleet.plan_get_multi(&keys, t0).expect("plan"));
     mark_down(&fleet, &down, t0);
 
-    let plan = fleet.plan_get_multi(&keys, t0).expect("plan");
-    assert_eq!(plan.unavailable.len(), 1);
-    assert_eq!(plan.unavailable[0].0, down);
-    assert!(matches!(plan.unavailable[0].1, Error::ServerUnavailable { .. }));
-    assert_eq!(plan.send.len(), 2);
-    assert!(plan.send.iter().all(|(s, p, _)| *s != down && *p == Permit::Normal));
-
+    assert_eq!(keys_of(&fleet.plan_get_multi(&keys, t0).expect("plan")), before, "no ejection: no move");
+    assert!(matches!(fleet.admit(&down, t0), Err(Error::ServerUnavailable { .. })));
     let later = t0 + Duration::from_secs(2);
-    let plan = fleet.plan_get_multi(&keys, later).expect("plan");
-    assert!(plan.unavailable.is_empty());
-    let probes: Vec<_> = plan.send.iter().filter(|(_, p, _)| *p == Permit::Probe).collect();
-    assert_eq!(probes.len(), 1, "one group probes the down server");
-    assert_eq!(probes[0].0, down);
+    assert_eq!(fleet.admit(&down, later).expect("due"), Permit::Probe);
+    assert!(fleet.admit(&down, later).is_err(), "one probe");
 }
 
 #[test]
-fn multi_get_with_ejection_moves_only_the_down_servers_keys() {
+fn multi_get_with_ejection_moves_only_the_down_servers_keys_while_it_rests() {
     let t0 = Instant::now();
     let eject = FailurePolicy { eject: true, ..FailurePolicy::default() };
-    let fleet = Fleet::new(ring(4), eject, None, t0).expect("fleet");
+    let fleet = Fleet::new(ring(4), eject, None, t0);
     let keys: Vec<String> = (0..400).map(|i| format!("k{i}")).collect();
     let before = keys_of(&fleet.plan_get_multi(&keys, t0).expect("plan"));
     assert_eq!(before.len(), 4);
     let down = fleet.selector().servers()[3].clone();
     mark_down(&fleet, &down, t0);
 
-    let plan = fleet.plan_get_multi(&keys, t0).expect("plan");
-    assert!(plan.unavailable.is_empty(), "every key found a live server");
-    let after = keys_of(&plan);
+    let after = keys_of(&fleet.plan_get_multi(&keys, t0).expect("plan"));
     assert_eq!(after.len(), 3);
+    assert!(after.iter().all(|(s, _)| *s != down.to_string()));
     assert_eq!(after.iter().map(|(_, n)| n).sum::<usize>(), 400);
     for (server, n) in &after {
         let was = before.iter().find(|(s, _)| s == server).expect("a live server").1;
         assert!(*n >= was, "{server} only gained keys");
     }
-
-    for s in fleet.selector().servers() {
-        mark_down(&fleet, &s, t0);
-    }
-    let plan = fleet.plan_get_multi(&keys, t0).expect("plan");
-    assert!(plan.send.is_empty());
-    assert_eq!(plan.unavailable.len(), 4, "each down server reported once");
+    let due = t0 + Duration::from_secs(2);
+    assert_eq!(
+        keys_of(&fleet.plan_get_multi(&keys, due).expect("plan")),
+        before,
+        "due for a probe: home again"
+    );
 }
 
 #[test]
 fn bad_keys_fail_the_whole_plan() {
-    let fleet = Fleet::new(ring(2), FailurePolicy::default(), None, Instant::now()).expect("fleet");
+    let fleet = Fleet::new(ring(2), FailurePolicy::default(), None, Instant::now());
     assert!(matches!(fleet.plan_get_multi(["ok", "not ok"], Instant::now()), Err(Error::MalformedKey(_))));
 }
 
@@ -102,7 +103,7 @@ fn bad_keys_fail_the_whole_plan() {
 fn departed_reports_servers_that_left_once_and_forgets_their_health() {
     let t0 = Instant::now();
     let owner = Arc::new(ServerList::new(names(3)).expect("literals"));
-    let fleet = Fleet::new(owner.clone(), FailurePolicy::default(), None, t0).expect("fleet");
+    let fleet = Fleet::new(owner.clone(), FailurePolicy::default(), None, t0);
     assert!(fleet.departed().is_empty(), "nothing changed");
     let third = owner.servers()[2].clone();
     mark_down(&fleet, &third, t0);
@@ -121,11 +122,11 @@ fn departed_reports_servers_that_left_once_and_forgets_their_health() {
 #[test]
 fn one_caller_per_interval_is_told_to_re_resolve() {
     let t0 = Instant::now();
-    let never = Fleet::new(ring(2), FailurePolicy::default(), None, t0).expect("fleet");
+    let never = Fleet::new(ring(2), FailurePolicy::default(), None, t0);
     assert!(!never.refresh_due(t0 + Duration::from_secs(3600)));
 
     let every = Duration::from_secs(10);
-    let fleet = Fleet::new(ring(2), FailurePolicy::default(), Some(every), t0).expect("fleet");
+    let fleet = Fleet::new(ring(2), FailurePolicy::default(), Some(every), t0);
     assert!(!fleet.refresh_due(t0));
     assert!(!fleet.refresh_due(t0 + Duration::from_secs(9)));
     assert!(fleet.refresh_due(t0 + every));
@@ -138,7 +139,7 @@ fn one_caller_per_interval_is_told_to_re_resolve() {
 #[test]
 fn route_follows_the_health_of_the_key_server() {
     let t0 = Instant::now();
-    let fleet = Fleet::new(ring(3), FailurePolicy::default(), None, t0).expect("fleet");
+    let fleet = Fleet::new(ring(3), FailurePolicy::default(), None, t0);
     let (server, permit) = fleet.route(b"user:1", t0).expect("up");
     assert_eq!(permit, Permit::Normal);
     mark_down(&fleet, &server, t0);

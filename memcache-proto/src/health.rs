@@ -174,10 +174,19 @@ impl Health {
         !self.all_healthy() && matches!(self.lock().get(server), Some(State::Down { .. }))
     }
 
+    /// Whether `server` is down and not yet due for a probe at `now` (a pure query: it does
+    /// not claim the probe). Ejection skips these servers.
+    pub fn is_resting(&self, server: &ServerAddr, now: Instant) -> bool {
+        !self.all_healthy()
+            && matches!(self.lock().get(server), Some(State::Down { retry_at, .. }) if now < *retry_at)
+    }
+
     /// Records the outcome of a call to `server` made under `permit`: `Ok(())` for any
     /// answer, `Err(e)` for a failure (only transport failures count against the server).
     pub fn record(&self, server: &ServerAddr, permit: Permit, outcome: Result<(), &Error>, now: Instant) {
         match outcome {
+            // Never reached the server: says nothing about it.
+            Err(Error::ServerUnavailable { .. } | Error::Closed) => {}
             Err(e) if e.is_transport_failure() => self.failed(server, permit, now),
             _ => self.succeeded(server),
         }
@@ -235,8 +244,7 @@ impl Health {
         match self.check(&server, now) {
             Ok(permit) => Ok((server, permit)),
             Err(unavailable) if self.policy.eject => {
-                let down = self.down_servers();
-                let other = selector.pick_server_skipping(key, &|s| down.contains(s))?;
+                let other = selector.pick_server_skipping(key, &|s| self.is_resting(s, now))?;
                 if other == server {
                     return Err(unavailable);
                 }
@@ -244,11 +252,6 @@ impl Health {
             }
             Err(unavailable) => Err(unavailable),
         }
-    }
-
-    fn down_servers(&self) -> Vec<ServerAddr> {
-        let states = self.lock();
-        states.iter().filter(|(_, st)| matches!(st, State::Down { .. })).map(|(s, _)| s.clone()).collect()
     }
 }
 

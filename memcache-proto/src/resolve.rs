@@ -11,6 +11,7 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::selector::Endpoint;
 use crate::{Error, ServerAddr};
@@ -40,6 +41,16 @@ pub fn resolve(name: &str, resolver: &Resolver) -> Result<ServerAddr, Error> {
         }
     }
     ServerAddr::with_addrs(name, addrs).ok_or_else(|| Error::BadAddress(format!("{name}: no address")))
+}
+
+/// How long one connection attempt may take when `left` of the connect timeout remains and
+/// `addrs` addresses (this one included) are still to try: Go's rule (`net.Dialer`'s partial
+/// deadline): an equal share of what is left, but at least 2 s (or all that is left), so a
+/// blackholed first address cannot use up the time of the next.
+pub fn attempt_timeout(left: Duration, addrs: usize) -> Duration {
+    const SANE_MINIMUM: Duration = Duration::from_secs(2);
+    let share = left / u32::try_from(addrs.max(1)).unwrap_or(u32::MAX);
+    if share < SANE_MINIMUM { left.min(SANE_MINIMUM) } else { share }
 }
 
 /// Resolves every name, all or nothing: the first failure is returned.
@@ -154,6 +165,20 @@ mod tests {
         assert_eq!(s.to_string(), "cache:11211", "displays as given");
         assert_eq!(tcp(&s), ["10.0.0.2:11211", "10.0.0.1:11211", "[::1]:11211"]);
         assert_eq!(s.endpoint(), &s.endpoints()[0]);
+    }
+
+    #[test]
+    fn attempts_share_the_connect_timeout_as_go_does() {
+        let s = Duration::from_secs;
+        assert_eq!(attempt_timeout(s(10), 2), s(5));
+        assert_eq!(attempt_timeout(s(10), 1), s(10));
+        assert_eq!(attempt_timeout(s(3), 3), s(2), "at least 2 s");
+        assert_eq!(
+            attempt_timeout(Duration::from_millis(100), 2),
+            Duration::from_millis(100),
+            "or all that is left"
+        );
+        assert_eq!(attempt_timeout(s(1), 0), s(1));
     }
 
     #[test]

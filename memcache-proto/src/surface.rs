@@ -4,9 +4,12 @@
 //! the same documentation; only how a request travels differs. So each call is declared here,
 //! once, in terms of four verbs every client implements:
 //!
-//! - `keyed(op)`: run a [`KeyedOp`](crate::op::KeyedOp) on the server its key picks;
+//! - `keyed(op)`: run a [`KeyedOp`](crate::op::KeyedOp) on the server its key goes to;
 //! - `fan_out(plan)`: run one op per server, all servers at once, and return each answer;
-//! - `selector()`: the client's [`ServerSelector`](crate::ServerSelector);
+//! - `fleet()`: the client's [`Fleet`](crate::fleet::Fleet) (its selector and their health),
+//!   and `now()`: the client's clock;
+//! - `with_fleet(f)`: run `f` on the fleet where it may block (a name lookup: on a blocking
+//!   thread in async clients), then close connections to servers that left the list;
 //! - `shut_down()`: close every connection.
 //!
 //! [`client_calls!`](crate::client_calls) hands the list to a callback macro that writes the
@@ -44,7 +47,7 @@ macro_rules! client_calls {
             fn get_multi_partial[S: AsRef<str> + Sync](keys: &[S])
                 -> Result<$crate::multi::MultiOutcome<std::collections::HashMap<String, $crate::Item>>, $crate::Error>
             {
-                let plan = $crate::multi::plan_get_multi($this.selector(), keys)?;
+                let plan = $this.fleet().plan_get_multi(keys, $this.now())?;
                 Ok($this.fan_out(plan)$(.$aw)?.into_iter().collect())
             }
 
@@ -120,20 +123,20 @@ macro_rules! client_calls {
 
             /// Invalidates every item on every server.
             fn flush_all() -> Result<(), $crate::Error> {
-                let plan = $crate::multi::every_server($this.selector(), $crate::op::Admin::flush_all);
+                let plan = $crate::multi::every_server($this.fleet().selector(), $crate::op::Admin::flush_all);
                 $crate::multi::all_ok($this.fan_out(plan)$(.$aw)?).map(drop)
             }
 
             /// Checks that every server answers.
             fn ping() -> Result<(), $crate::Error> {
-                let plan = $crate::multi::every_server($this.selector(), $crate::op::Admin::ping);
+                let plan = $crate::multi::every_server($this.fleet().selector(), $crate::op::Admin::ping);
                 $crate::multi::all_ok($this.fan_out(plan)$(.$aw)?).map(drop)
             }
 
             /// Every server's version (`version`), keyed by server address; fails with the
             /// first server that does not answer.
             fn version() -> Result<std::collections::HashMap<String, String>, $crate::Error> {
-                let plan = $crate::multi::every_server($this.selector(), $crate::op::Version::new);
+                let plan = $crate::multi::every_server($this.fleet().selector(), $crate::op::Version::new);
                 $crate::multi::by_server($this.fan_out(plan)$(.$aw)?)
             }
 
@@ -142,8 +145,29 @@ macro_rules! client_calls {
             fn stats()
                 -> Result<std::collections::HashMap<String, std::collections::HashMap<String, String>>, $crate::Error>
             {
-                let plan = $crate::multi::every_server($this.selector(), $crate::op::Stats::new);
+                let plan = $crate::multi::every_server($this.fleet().selector(), $crate::op::Stats::new);
                 $crate::multi::merge_stats($this.fan_out(plan)$(.$aw)?)
+            }
+
+            /// Replaces the servers, as `host:port` names or Unix socket paths, all or nothing:
+            /// if a name fails to resolve, nothing changes. Requests in flight finish on the
+            /// servers they started on; connections to servers that left are closed once
+            /// their requests are done. (Names are looked up on a blocking thread in the async
+            /// clients.) A selector that cannot change its servers refuses with
+            /// [`Error::InvalidConfig`](crate::Error::InvalidConfig).
+            fn set_servers[S: AsRef<str> + Sync](servers: &[S]) -> Result<(), $crate::Error> {
+                let names: Vec<String> = servers.iter().map(|s| s.as_ref().to_owned()).collect();
+                $this.with_fleet(move |fleet| {
+                    fleet.set_servers(&names.iter().map(String::as_str).collect::<Vec<_>>())
+                })$(.$aw)?
+            }
+
+            /// Looks every server name up again (on a blocking thread in the async clients).
+            /// A name that fails keeps its last good addresses, and the failure is returned;
+            /// the other names are updated anyway. Connections to addresses that changed are
+            /// closed once their requests are done.
+            fn refresh_servers() -> Result<(), $crate::Error> {
+                $this.with_fleet(|fleet| fleet.refresh())$(.$aw)?
             }
 
             /// Closes every connection; later calls fail with

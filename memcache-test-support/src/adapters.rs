@@ -65,6 +65,15 @@ pub fn configure<C: memcache_proto::config::FromConfig>(cfg: &ClientConfig) -> R
     if let Some(w) = cfg.busy_poll {
         b = b.busy_poll(w);
     }
+    if let Some(policy) = cfg.failure_policy {
+        b = b.failure_policy(policy);
+    }
+    if let Some(selector) = &cfg.selector {
+        b = b.selector(selector.clone());
+    }
+    if let Some(every) = cfg.resolve_every {
+        b = b.resolve_every(every);
+    }
     b.build()
 }
 

@@ -27,7 +27,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use memcache_proto::codec::Codec;
-use memcache_proto::{Error, Item};
+use memcache_proto::{Error, FailurePolicy, Item, ServerSelector};
 
 /// Asserts that `$res` is `Err` matching `$pat`, with a message naming what came instead.
 macro_rules! expect_err {
@@ -96,6 +96,12 @@ pub struct ClientConfig {
     pub max_idle_conns: Option<usize>,
     /// Busy-polling window (`Builder::busy_poll`).
     pub busy_poll: Option<Duration>,
+    /// Dead-server handling (`Builder::failure_policy`).
+    pub failure_policy: Option<FailurePolicy>,
+    /// A selector used instead of `servers` (`Builder::selector`).
+    pub selector: Option<Arc<dyn ServerSelector>>,
+    /// Periodic re-resolution (`Builder::resolve_every`).
+    pub resolve_every: Option<Duration>,
 }
 
 impl ClientConfig {
@@ -107,7 +113,28 @@ impl ClientConfig {
             connect_timeout: None,
             max_idle_conns: None,
             busy_poll: None,
+            failure_policy: None,
+            selector: None,
+            resolve_every: None,
         }
+    }
+
+    /// Sets the dead-server handling.
+    pub fn failure_policy(mut self, policy: FailurePolicy) -> ClientConfig {
+        self.failure_policy = Some(policy);
+        self
+    }
+
+    /// Uses `selector` instead of the server list.
+    pub fn selector(mut self, selector: Arc<dyn ServerSelector>) -> ClientConfig {
+        self.selector = Some(selector);
+        self
+    }
+
+    /// Looks the server names up again every `interval`.
+    pub fn resolve_every(mut self, interval: Duration) -> ClientConfig {
+        self.resolve_every = Some(interval);
+        self
     }
 
     /// Sets the per-call timeout.

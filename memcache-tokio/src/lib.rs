@@ -94,6 +94,14 @@ impl Runtime for Tokio {
     fn now() -> Instant {
         tokio::time::Instant::now().into_std()
     }
+
+    /// Tokio's blocking pool.
+    async fn spawn_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        match tokio::task::spawn_blocking(f).await {
+            Ok(value) => value,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
 }
 
 /// Reads with readiness + `try_read_buf`, which fills `BytesMut` spare capacity safely.

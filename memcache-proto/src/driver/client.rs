@@ -20,9 +20,12 @@ use std::time::{Duration, Instant};
 use super::pipeline::{Clock, Pipe, Ticket, Transport};
 use super::pool::{Lease, ServerPool};
 use crate::config::{Config, FromConfig, deadline};
+use crate::fleet::Fleet;
+use crate::health::Permit;
 use crate::op::{KeyedOp, Op};
+use crate::resolve;
 use crate::retry::{Attempt, may_resend};
-use crate::{Endpoint, Error, ServerAddr, ServerSelector};
+use crate::{Endpoint, Error, ServerAddr};
 
 /// What an async adapter supplies: its socket, task spawning, timer and clock.
 pub trait Runtime: Send + Sync + 'static {
@@ -37,6 +40,16 @@ pub trait Runtime: Send + Sync + 'static {
     /// The current instant on the runtime's clock (the one its timers follow). Every deadline
     /// the client enforces is measured with it; nothing in the client reads the system clock.
     fn now() -> Instant;
+    /// Runs blocking work (a server name lookup) where it cannot stall the executor, and
+    /// resolves to its result. The default runs it on a new OS thread ([`on_thread`]); a
+    /// runtime with a blocking pool (Tokio's `spawn_blocking`) should use that.
+    ///
+    /// [`on_thread`]: super::on_thread
+    fn spawn_blocking<T: Send + 'static>(
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> impl Future<Output = T> + Send {
+        super::on_thread(f)
+    }
 }
 
 /// Opens a transport for a server: lets a client run over any stream (TLS, a proxy, a stream
@@ -57,6 +70,7 @@ pub struct Client<R: Runtime> {
 
 struct Inner<R: Runtime> {
     config: Config,
+    fleet: Arc<Fleet>,
     pools: RwLock<HashMap<ServerAddr, Arc<ServerPool>>>,
     connector: Option<Connector<R::Io>>,
     closed: AtomicBool,
@@ -101,6 +115,8 @@ pub(crate) use async_calls;
 struct Sent<O> {
     server: ServerAddr,
     op: O,
+    /// How the fleet admitted the call (`None`: not at all, the server is down).
+    permit: Option<Permit>,
     ticket: Result<(Ticket, Lease), Error>,
     reply: Option<Result<crate::Response, Error>>,
 }
@@ -115,6 +131,7 @@ impl<R: Runtime> Client<R> {
 
     fn with_parts(config: Config, connector: Option<Connector<R::Io>>) -> Self {
         let inner = Inner {
+            fleet: Arc::new(Fleet::from_config(&config, R::now())),
             config,
             pools: RwLock::new(HashMap::new()),
             connector,
@@ -126,8 +143,39 @@ impl<R: Runtime> Client<R> {
 
     crate::client_calls!(async_calls; this.await);
 
-    fn selector(&self) -> &dyn ServerSelector {
-        self.inner.config.selector.as_ref()
+    fn fleet(&self) -> &Fleet {
+        &self.inner.fleet
+    }
+
+    fn now(&self) -> Instant {
+        R::now()
+    }
+
+    async fn with_fleet<F>(&self, f: F) -> Result<(), Error>
+    where
+        F: FnOnce(&Fleet) -> Result<(), Error> + Send + 'static,
+    {
+        let fleet = self.inner.fleet.clone();
+        let result = R::spawn_blocking(move || f(&fleet)).await;
+        self.follow_fleet();
+        result
+    }
+
+    /// Drops the pools of servers that left the list (their connections close once the
+    /// requests in flight on them are done: each holds the pool until then), and starts a
+    /// periodic re-resolution on a blocking thread when one is due.
+    fn follow_fleet(&self) {
+        let fleet = &self.inner.fleet;
+        let departed = fleet.departed();
+        if !departed.is_empty() {
+            let mut pools = self.inner.pools.write().unwrap_or_else(|p| p.into_inner());
+            departed.iter().for_each(|s| drop(pools.remove(s)));
+        }
+        if fleet.refresh_due(R::now()) {
+            let fleet = fleet.clone();
+            // A failed lookup keeps the name's last good addresses; nobody waits for this one.
+            R::spawn(async move { drop(R::spawn_blocking(move || fleet.refresh()).await) });
+        }
     }
 
     async fn shut_down(&self) {
@@ -137,9 +185,12 @@ impl<R: Runtime> Client<R> {
     }
 
     async fn keyed<O: KeyedOp>(&self, op: O) -> Result<O::Output, Error> {
-        let server = self.inner.config.selector.pick_server(op.key().as_bytes())?;
+        self.follow_fleet();
+        let (server, permit) = self.inner.fleet.route(op.key().as_bytes(), R::now())?;
         let deadline = deadline(R::now(), self.inner.config.timeout);
-        self.call(&server, op, deadline).await
+        let result = self.call(&server, op, deadline).await;
+        self.inner.fleet.record(&server, permit, &result, R::now());
+        result
     }
 
     /// One operation on `server`, answered by `deadline`. A failed request is sent again on
@@ -168,11 +219,16 @@ impl<R: Runtime> Client<R> {
         &self,
         plan: Vec<(ServerAddr, O)>,
     ) -> Vec<(ServerAddr, Result<O::Output, Error>)> {
+        self.follow_fleet();
         let deadline = deadline(R::now(), self.inner.config.timeout);
         let mut sent = Vec::with_capacity(plan.len());
         for (server, op) in plan {
-            let ticket = self.submit(&server, op.command(), deadline).await;
-            sent.push(Sent { server, op, ticket, reply: None });
+            let permit = self.inner.fleet.admit(&server, R::now());
+            let ticket = match permit {
+                Ok(_) => self.submit(&server, op.command(), deadline).await,
+                Err(ref unavailable) => Err(unavailable.clone()),
+            };
+            sent.push(Sent { server, op, permit: permit.ok(), ticket, reply: None });
         }
         std::future::poll_fn(|cx| {
             let mut waiting = false;
@@ -201,6 +257,9 @@ impl<R: Runtime> Client<R> {
                 (Some(Err(e)), _) | (_, Err(e)) => Err(e),
                 (None, Ok(_)) => Err(Error::Closed),
             };
+            if let Some(permit) = s.permit {
+                self.inner.fleet.record(&s.server, permit, &result, R::now());
+            }
             results.push((s.server, result));
         }
         results
@@ -236,16 +295,37 @@ impl<R: Runtime> Client<R> {
         }
     }
     async fn open(&self, server: &ServerAddr) -> Result<Arc<Pipe>, Error> {
-        let connecting = async {
-            match &self.inner.connector {
-                Some(connect) => connect(server).await,
-                None => R::connect(server.endpoint()).await,
-            }
+        let io = match &self.inner.connector {
+            Some(connect) => R::timeout(self.inner.config.connect_timeout, connect(server))
+                .await
+                .ok_or(Error::Timeout)??,
+            None => self.connect(server).await?,
         };
-        let io = R::timeout(self.inner.config.connect_timeout, connecting).await.ok_or(Error::Timeout)??;
         let (pipe, driver) = Pipe::new(io, &self.inner.config, Clock { now: R::now, sleep: sleep::<R> });
         R::spawn(driver);
         Ok(pipe)
+    }
+
+    /// Connects to the first of `server`'s addresses that accepts, within the connect timeout
+    /// shared between them (see [`resolve::attempt_timeout`]); the last failure otherwise.
+    async fn connect(&self, server: &ServerAddr) -> Result<R::Io, Error> {
+        let start = R::now();
+        let total = self.inner.config.connect_timeout;
+        let endpoints = server.endpoints();
+        let mut failure = Error::Timeout;
+        for (i, endpoint) in endpoints.iter().enumerate() {
+            let left = total.saturating_sub(R::now().saturating_duration_since(start));
+            if left.is_zero() {
+                break;
+            }
+            match R::timeout(resolve::attempt_timeout(left, endpoints.len() - i), R::connect(endpoint)).await
+            {
+                Some(Ok(io)) => return Ok(io),
+                Some(Err(e)) => failure = e.into(),
+                None => failure = Error::Timeout,
+            }
+        }
+        Err(failure)
     }
 
     fn pool(&self, server: &ServerAddr) -> Result<Arc<ServerPool>, Error> {

@@ -13,12 +13,14 @@
 //! concurrent single-key gets merged into one `gets`), and the task that moves its bytes and
 //! enforces deadlines.
 
+mod blocking;
 pub mod client;
 mod coalesce;
 mod pipeline;
 mod pool;
 mod typed;
 
+pub use blocking::{OnThread, on_thread};
 pub use client::{Client, Connector, Runtime};
 pub use pipeline::Transport;
 pub use typed::Typed;

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use memcache_proto::{Error, Item};
+use memcache_proto::{Error, FailurePolicy, Item};
 
 use super::util::{XorShift, store_direct};
 use super::{Adapter, ClientConfig, Res, check_item, client, timed};
@@ -23,11 +23,14 @@ async fn one_call<A: Adapter>(c: &A::Client, which: usize) -> (&'static str, Res
 }
 
 /// A server that accepts and reads but never answers: every call is `Timeout`, reported within
-/// twice the configured timeout (and not long before it).
+/// twice the configured timeout (and not long before it). Dead-server handling is off: this is
+/// about each call's own deadline (the `fleet` group tests what happens with it on).
 pub async fn stalled_server_times_out<A: Adapter>() {
     let stall = FaultServer::start(Fault::Stall);
     let timeout = Duration::from_millis(500);
-    let c = client::<A>(ClientConfig::new([stall.addr()]).timeout(timeout));
+    let c = client::<A>(
+        ClientConfig::new([stall.addr()]).timeout(timeout).failure_policy(FailurePolicy::disabled()),
+    );
     for which in 0..5 {
         let ((name, res), took) = timed(|| one_call::<A>(&c, which)).await;
         expect_err!(res, Error::Timeout, "{name} on a stalled server");
@@ -42,10 +45,12 @@ pub async fn stalled_server_times_out<A: Adapter>() {
 
 /// Reset, garbage, half a value then EOF, and close-on-accept each give an error that marks the
 /// connection broken (`Io` or `Protocol`), and the next call opens a fresh connection.
+/// Dead-server handling is off, so that every call reaches the server.
 pub async fn broken_connections_are_reported_and_never_reused<A: Adapter>() {
     for fault in [Fault::Reset, Fault::Garbage, Fault::HalfValue, Fault::CloseImmediately] {
         let server = FaultServer::start(fault);
-        let c = client::<A>(ClientConfig::new([server.addr()]).timeout(Duration::from_secs(2)));
+        let config = ClientConfig::new([server.addr()]).timeout(Duration::from_secs(2));
+        let c = client::<A>(config.failure_policy(FailurePolicy::disabled()));
         for which in 0..10 {
             let (name, res) = one_call::<A>(&c, which).await;
             match res {
