@@ -103,6 +103,73 @@ fn replies_read_together_with_eof_reach_their_callers() {
     assert_eq!(server.count("incr"), N + 1, "each increment was sent once");
 }
 
+/// #2 with garbage instead of EOF: the replies before the garbage reach their callers, the
+/// ones after it fail with a protocol error, and the connection is closed.
+#[test]
+fn replies_before_garbage_reach_their_callers() {
+    let sim = Sim::new();
+    let mut held = Vec::new();
+    let server = sim.server(Box::new(move |req, store| {
+        let answer = store.answer(req);
+        if req.verb() != "incr" || req.args().first() == Some(&"first") {
+            return vec![Action::Reply(answer)];
+        }
+        held.push(answer);
+        match held.len() {
+            3 => vec![Action::Reply([&held[0][..], &held[1][..], b"GARBAGE\r\n"].concat().into())],
+            _ => vec![],
+        }
+    }));
+    server.with_store(|s| {
+        s.set("first", "0");
+        s.set("n", "0");
+    });
+    let c = client(&[&server]).max_idle_conns(1).build().expect("client");
+    let c1 = c.clone();
+    let first = sim.spawn(async move { c1.increment("first", 1).await });
+    let calls: Vec<_> = (0..3)
+        .map(|_| {
+            let c = c.clone();
+            sim.spawn(async move { c.increment("n", 1).await })
+        })
+        .collect();
+    sim.advance(TIMEOUT * 2);
+    assert_eq!(first.take().and_then(Result::ok), Some(1));
+    let got: Vec<_> = calls.iter().map(|t| t.take().expect("finished")).collect();
+    assert_eq!(got.iter().filter_map(|r| r.as_ref().ok()).copied().collect::<Vec<_>>(), [1, 2], "{got:?}");
+    assert!(matches!(got[2], Err(Error::Protocol(_))), "{got:?}");
+    assert!(server.conn(0).closed_by_client());
+    assert_eq!(server.count("incr"), 4, "nothing was resent");
+}
+
+/// Replies that arrive one byte per read, for many pipelined callers at once (merged gets
+/// included), each reach their own caller.
+#[test]
+fn replies_split_into_single_bytes_reach_their_callers() {
+    let sim = Sim::new();
+    let server = sim.server(memcached());
+    server.configure(|w| w.read_chunk = 1);
+    (0..20).for_each(|i| server.with_store(|s| s.set(&format!("k{i}"), format!("value-{i}"))));
+    let c = client(&[&server]).max_idle_conns(1).build().expect("client");
+    let calls: Vec<_> = (0..20)
+        .map(|i| {
+            let c = c.clone();
+            sim.spawn(async move {
+                let got = c.get(&format!("k{i}")).await?;
+                c.set(&Item::new(format!("s{i}"), "x")).await?;
+                Ok::<_, Error>(got.value)
+            })
+        })
+        .collect();
+    sim.run();
+    for (i, call) in calls.iter().enumerate() {
+        let value = call.take().expect("finished").expect("answered");
+        assert_eq!(&value[..], format!("value-{i}").as_bytes());
+    }
+    assert_eq!(server.connections(), 1);
+    assert!(server.count("gets") < 20, "concurrent gets were merged");
+}
+
 /// #6: a stream whose flush returned `Pending` (TLS) is flushed again when it can take more.
 #[test]
 fn a_flush_left_pending_is_completed_later() {

@@ -7,10 +7,11 @@
 //! Cancellation safety comes from ownership: one reader at a time (the driver, or a caller
 //! alone on the connection reading its own reply) reads every reply in request order. A
 //! caller that drops its ticket abandons the reply, which is then read and discarded
-//! (drained), so no later caller can ever receive it. Every request must be answered within
-//! the configured timeout: when the oldest waiting one is late, the driver
+//! (drained), so no later caller can ever receive it. Every request, abandoned or not, must be
+//! answered by its call's deadline: when the oldest unanswered one is late, the driver
 //! [`fail`](Pipe::fail)s the pipe, because the server may be stalled; the socket is closed,
-//! every caller on it gets [`Error::Timeout`], and later calls get a fresh connection.
+//! every caller still waiting on it gets [`Error::Timeout`] (a reply already read is still
+//! delivered), and later calls get a fresh connection.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
