@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use memcache_proto::config::{Config, FromConfig, deadline};
 use memcache_proto::fleet::Fleet;
+use memcache_proto::observe::{self, CloseReason, PoolStats};
 use memcache_proto::op::{KeyedOp, Op};
 use memcache_proto::retry::{self, Attempt};
 use memcache_proto::{Error, Response, ServerAddr};
@@ -17,8 +18,8 @@ use crate::pool::ServerPool;
 /// A memcached client over `std::net`. Cheap to clone (clones share the pools) and safe to
 /// share across threads.
 ///
-/// Each call takes an idle connection to the key's server (or opens one while fewer than
-/// `max_idle_conns` are open, or waits for one within its timeout), writes the request,
+/// Each call takes an idle connection to the key's server (or opens one, or, while
+/// `max_conns_per_server` are open, waits for one within its timeout), writes the request,
 /// reads the reply within the timeout, and gives the connection back only if the exchange
 /// left it in sync (see [`Error::is_connection_broken`]).
 #[derive(Clone, Debug)]
@@ -57,6 +58,10 @@ macro_rules! blocking_calls {
 pub(crate) use blocking_calls;
 
 impl FromConfig for Client {
+    /// One connection per concurrent caller, kept for reuse: a pool of threads keeps its
+    /// connections instead of reconnecting on every call.
+    const DEFAULT_MAX_IDLE_CONNS: usize = 64;
+
     fn from_config(config: Config) -> Result<Self, Error> {
         let fleet = Arc::new(Fleet::from_config(&config, Instant::now()));
         let inner =
@@ -69,6 +74,12 @@ impl Client {
     memcache_proto::client_constructors!();
 
     memcache_proto::client_calls!(blocking_calls; this);
+
+    /// Each server's connections (open, idle, in use, created, closed by reason, callers
+    /// waiting), keyed by server address.
+    pub fn pool_stats(&self) -> HashMap<String, PoolStats> {
+        self.lock_pools().iter().map(|(server, pool)| (server.to_string(), pool.stats())).collect()
+    }
 
     fn fleet(&self) -> &Fleet {
         &self.inner.fleet
@@ -118,10 +129,18 @@ impl Client {
     /// One request and its reply, under the call's deadline (`resent`: this is the one resend
     /// the retry rule allows).
     fn request<O: Op>(&self, server: &ServerAddr, op: O, resent: bool) -> Result<O::Output, Error> {
-        let deadline = deadline(Instant::now(), self.inner.config.timeout);
-        let (mut conn, reused, pool) = self.checkout(server, deadline)?;
+        let started = Instant::now();
+        let deadline = deadline(started, self.inner.config.timeout);
+        let (mut conn, reused, pool) = match self.checkout(server, deadline) {
+            Ok(lease) => lease,
+            Err(e) => {
+                let observer = self.inner.config.observer.as_deref();
+                observe::report(observer, server, op.command(), started.elapsed(), &Err(e.clone()));
+                return Err(e);
+            }
+        };
         let reply = conn.send(op.command(), deadline).and_then(|()| conn.receive(deadline));
-        self.settle(server, op, (conn, reused, pool), reply, resent)
+        self.settle(server, op, (conn, reused, pool), (started, reply), resent)
     }
 
     /// Ends an attempt: the op's result from its reply, the connection back to its pool only
@@ -132,19 +151,21 @@ impl Client {
         server: &ServerAddr,
         op: O,
         (conn, reused, pool): (Conn, bool, Arc<ServerPool>),
-        reply: Result<Response, Error>,
+        (started, reply): (Instant, Result<Response, Error>),
         resent: bool,
     ) -> Result<O::Output, Error> {
+        let observer = self.inner.config.observer.as_deref();
+        observe::report(observer, server, op.command(), started.elapsed(), &reply);
         let e = match reply {
             Ok(response) => {
                 let result = op.finish(response);
-                Self::checkin(&pool, conn, Error::keeps_connection(&result));
+                self.checkin(server, &pool, conn, result.as_ref().err());
                 return result;
             }
             Err(e) => e,
         };
         let attempt = Attempt::on(reused).written(conn.wrote_any()).resent(resent);
-        Self::checkin(&pool, conn, false);
+        self.checkin(server, &pool, conn, Some(&e));
         if retry::may_resend(op.command(), attempt, &e) { self.request(server, op, true) } else { Err(e) }
     }
 
@@ -152,7 +173,8 @@ impl Client {
     /// A server that is down answers its [`Error::ServerUnavailable`] without a connection.
     fn fan_out<O: Op>(&self, mut plan: Vec<(ServerAddr, O)>) -> Vec<(ServerAddr, Result<O::Output, Error>)> {
         self.follow_fleet();
-        let deadline = deadline(Instant::now(), self.inner.config.timeout);
+        let started = Instant::now();
+        let deadline = deadline(started, self.inner.config.timeout);
         // One order for taking connections to several servers, so two calls can't each hold
         // one server's last connection while waiting for the other's.
         plan.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
@@ -175,7 +197,7 @@ impl Client {
                 let result = lease.and_then(|(permit, lease)| {
                     let result = lease.and_then(|(sent, mut lease)| {
                         let reply = sent.and_then(|()| lease.0.receive(deadline));
-                        self.settle(&server, op, lease, reply, false)
+                        self.settle(&server, op, lease, (started, reply), false)
                     });
                     self.inner.fleet.record(&server, permit, &result, Instant::now());
                     result
@@ -200,11 +222,15 @@ impl Client {
         Ok((conn, reused, pool))
     }
 
-    /// Returns `conn` to its pool if `in_sync` and its state agree that it may serve another
-    /// call; closes it otherwise.
-    fn checkin(pool: &ServerPool, conn: Conn, in_sync: bool) {
-        let reusable = in_sync && conn.reusable();
-        pool.checkin(conn, reusable);
+    /// Returns `conn` to its pool, or closes it if `error` (the call's final error, after
+    /// [`Op::finish`]) or its own state says it is out of sync.
+    fn checkin(&self, server: &ServerAddr, pool: &ServerPool, conn: Conn, error: Option<&Error>) {
+        let broken = match error {
+            Some(e) if e.is_connection_broken() => Some(CloseReason::of(e)),
+            _ if !conn.reusable() => Some(CloseReason::Protocol),
+            _ => None,
+        };
+        pool.checkin(server, &self.inner.config, conn, broken);
     }
 
     fn lock_pools(&self) -> std::sync::MutexGuard<'_, HashMap<ServerAddr, Arc<ServerPool>>> {

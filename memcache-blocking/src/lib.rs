@@ -14,9 +14,10 @@
 //! ```
 //!
 //! All protocol knowledge lives in [`memcache_proto`]; this crate opens sockets, pools them
-//! per server (at most `max_idle_conns` open per server, default 2; a call that finds them
-//! all busy waits for one within its timeout), and applies the per-call timeout (default
-//! 100 ms) as a deadline over the whole exchange. A connection that saw a timeout, an IO
+//! per server (a connection per concurrent caller, up to `max_idle_conns` of them kept idle
+//! for reuse, default 64; `max_conns_per_server` bounds how many are open, and a call that
+//! finds them all busy waits for one within its timeout), and applies the per-call timeout
+//! (default 100 ms) as a deadline over the whole exchange. A connection that saw a timeout, an IO
 //! error or a protocol error is closed, never reused, so a late reply can't reach a later
 //! call. TCP and Unix-socket servers are supported (an address containing `/` is a socket).
 #![forbid(unsafe_code)]

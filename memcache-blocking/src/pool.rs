@@ -1,9 +1,11 @@
-//! Connections to one server: at most `max_idle_conns` open at once, idle ones reused.
+//! Connections to one server: idle ones reused (at most `max_idle_conns` kept), at most
+//! `max_conns_per_server` open if that is set.
 
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use memcache_proto::config::Config;
+use memcache_proto::observe::{CloseReason, ConnectionEvent, PoolCounters, PoolStats};
 use memcache_proto::{Error, ServerAddr};
 
 use crate::conn::Conn;
@@ -14,6 +16,7 @@ use crate::conn::Conn;
 pub(crate) struct ServerPool {
     state: Mutex<PoolState>,
     returned: Condvar,
+    counters: PoolCounters,
 }
 
 #[derive(Debug, Default)]
@@ -21,12 +24,18 @@ struct PoolState {
     idle: Vec<Conn>,
     /// Connections open: idle ones plus those checked out.
     open: usize,
+    /// Callers waiting for a connection to come back.
+    waiting: usize,
     closed: bool,
 }
 
 impl ServerPool {
     pub(crate) fn new() -> ServerPool {
-        ServerPool { state: Mutex::new(PoolState::default()), returned: Condvar::new() }
+        ServerPool {
+            state: Mutex::new(PoolState::default()),
+            returned: Condvar::new(),
+            counters: PoolCounters::default(),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, PoolState> {
@@ -53,42 +62,98 @@ impl ServerPool {
                 if conn.is_alive() && conn.reset_timeout(config.timeout).is_ok() {
                     return Ok((conn, true));
                 }
-                drop(conn);
-                self.release();
+                self.close_one(server, config, conn, CloseReason::ServerClosed);
                 state = self.lock();
                 continue;
             }
-            if state.open < config.max_idle_conns {
+            if config.max_conns_per_server.is_none_or(|cap| state.open < cap) {
                 state.open += 1;
                 drop(state);
-                return match Conn::connect(server, config) {
-                    Ok(conn) => Ok((conn, false)),
-                    Err(e) => {
-                        self.release();
-                        Err(e)
-                    }
-                };
+                return self.connect(server, config);
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(Error::Timeout);
             }
+            state.waiting += 1;
+            let waited = Instant::now();
             state = self.returned.wait_timeout(state, left).unwrap_or_else(|p| p.into_inner()).0;
+            state.waiting -= 1;
+            if let Some(observer) = &config.observer {
+                observer.connection(&ConnectionEvent::Waited { server, waited: waited.elapsed() });
+            }
         }
     }
 
-    /// Takes `conn` back, or closes it if `reusable` is false.
-    pub(crate) fn checkin(&self, conn: Conn, reusable: bool) {
-        let mut state = self.lock();
-        if reusable && !state.closed {
-            state.idle.push(conn);
-            drop(state);
-            self.returned.notify_one();
-        } else {
-            drop(state);
-            drop(conn);
-            self.release();
+    /// Opens a connection the pool already counted as open.
+    fn connect(&self, server: &ServerAddr, config: &Config) -> Result<(Conn, bool), Error> {
+        let started = Instant::now();
+        let result = Conn::connect(server, config);
+        let observer = config.observer.as_deref();
+        match &result {
+            Ok(_) => {
+                self.counters.opened();
+                if let Some(o) = observer {
+                    o.connection(&ConnectionEvent::Opened { server, connect_time: started.elapsed() });
+                }
+            }
+            Err(e) => {
+                self.release();
+                if let Some(o) = observer {
+                    o.connection(&ConnectionEvent::ConnectFailed { server, error: e.kind() });
+                }
+            }
         }
+        result.map(|conn| (conn, false))
+    }
+
+    /// Closes `conn` for `reason`.
+    fn close_one(&self, server: &ServerAddr, config: &Config, conn: Conn, reason: CloseReason) {
+        drop(conn);
+        self.release();
+        self.counters.closed(reason);
+        if let Some(o) = &config.observer {
+            o.connection(&ConnectionEvent::Closed { server, reason });
+        }
+    }
+
+    /// Takes `conn` back to keep it idle, or closes it: when `broken` says why, when the pool
+    /// was closed, or when it already keeps `max_idle_conns` idle ones.
+    pub(crate) fn checkin(
+        &self,
+        server: &ServerAddr,
+        config: &Config,
+        conn: Conn,
+        broken: Option<CloseReason>,
+    ) {
+        let mut state = self.lock();
+        let reason = match broken {
+            Some(reason) => reason,
+            None if state.closed => CloseReason::ClientClosed,
+            None if state.idle.len() >= config.max_idle_conns => CloseReason::Idle,
+            None => {
+                state.idle.push(conn);
+                drop(state);
+                self.returned.notify_one();
+                return;
+            }
+        };
+        drop(state);
+        self.close_one(server, config, conn, reason);
+    }
+
+    /// What `pool_stats` reports for this server.
+    pub(crate) fn stats(&self) -> PoolStats {
+        let state = self.lock();
+        let mut stats = PoolStats::default();
+        stats.open = state.open;
+        stats.idle = state.idle.len();
+        stats.in_use = state.open - state.idle.len();
+        stats.in_flight = stats.in_use;
+        stats.waiting = state.waiting;
+        stats.created = self.counters.created();
+        stats.closed = self.counters.closed_by_reason();
+        stats
     }
 
     /// One connection fewer is open.
@@ -104,6 +169,7 @@ impl ServerPool {
         let idle = std::mem::take(&mut state.idle);
         state.open -= idle.len();
         drop(state);
+        (0..idle.len()).for_each(|_| self.counters.closed(CloseReason::ClientClosed));
         drop(idle);
         self.returned.notify_all();
     }

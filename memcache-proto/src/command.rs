@@ -166,6 +166,48 @@ impl Command {
         }
     }
 
+    /// The command's name on the wire (`gets`, `set`, `incr`, ...), for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Get { cas: false, touch: None, .. } => "get",
+            Command::Get { cas: true, touch: None, .. } => "gets",
+            Command::Get { cas: false, touch: Some(_), .. } => "gat",
+            Command::Get { cas: true, touch: Some(_), .. } => "gats",
+            Command::Store { verb, .. } => std::str::from_utf8(verb.name()).unwrap_or("store"),
+            Command::Delete { .. } => "delete",
+            Command::Arith { verb: ArithVerb::Incr, .. } => "incr",
+            Command::Arith { verb: ArithVerb::Decr, .. } => "decr",
+            Command::Touch { .. } => "touch",
+            Command::FlushAll { .. } => "flush_all",
+            Command::Version => "version",
+            Command::Stats { .. } => "stats",
+            Command::Verbosity { .. } => "verbosity",
+            Command::Quit => "quit",
+            #[allow(unreachable_patterns)]
+            _ => "other",
+        }
+    }
+
+    /// How many keys the command carries.
+    pub fn key_count(&self) -> usize {
+        match self {
+            Command::Get { keys, .. } => keys.len(),
+            Command::Store { .. }
+            | Command::Delete { .. }
+            | Command::Arith { .. }
+            | Command::Touch { .. } => 1,
+            _ => 0,
+        }
+    }
+
+    /// The length of the command's data block (zero for commands without one).
+    pub fn value_len(&self) -> usize {
+        match self {
+            Command::Store { value, .. } => value.len(),
+            _ => 0,
+        }
+    }
+
     /// Appends the whole command, data block included, to `buf`.
     pub fn encode(&self, buf: &mut impl BufMut) {
         if let Some(value) = self.encode_head(buf) {
@@ -266,7 +308,7 @@ impl Command {
 }
 
 impl StoreVerb {
-    fn name(self) -> &'static [u8] {
+    pub(crate) fn name(self) -> &'static [u8] {
         match self {
             StoreVerb::Set => b"set",
             StoreVerb::Add => b"add",

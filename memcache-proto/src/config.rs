@@ -5,12 +5,14 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::observe::Observer;
 use crate::{Error, FailurePolicy, Health, Limits, ServerList, ServerSelector};
 
 /// gomemcache's `DefaultTimeout`: the socket read/write timeout of one call.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(100);
 
-/// gomemcache's `DefaultMaxIdleConns`: idle connections kept per server.
+/// gomemcache's `DefaultMaxIdleConns`: idle connections kept per server, unless the client
+/// chooses another default ([`FromConfig::DEFAULT_MAX_IDLE_CONNS`]).
 pub const DEFAULT_MAX_IDLE_CONNS: usize = 2;
 
 /// `after` past `from`, for deadlines: a duration too large for the clock (`Duration::MAX`
@@ -30,10 +32,16 @@ pub struct Config {
     pub timeout: Duration,
     /// Deadline for establishing a connection; defaults to `timeout`.
     pub connect_timeout: Duration,
-    /// The most connections open to one server at once (gomemcache's `MaxIdleConns`, made a
-    /// hard bound). The blocking client keeps them for reuse and makes a caller wait (within
-    /// its timeout) when all are busy; the async clients pipeline many requests on each.
+    /// Idle connections kept per server for reuse (gomemcache's `MaxIdleConns`): a
+    /// connection handed back while this many are idle is closed. It does not limit how many
+    /// are open; [`max_conns_per_server`](Self::max_conns_per_server) does.
     pub max_idle_conns: usize,
+    /// The most connections open to one server at once, if bounded. The blocking client
+    /// makes a caller wait (within its timeout) when all are busy; the async clients pipeline
+    /// many requests on each and open a new one only while the open ones are busy. `None`
+    /// (the default) is no bound for the blocking client (one connection per concurrent
+    /// caller, as gomemcache) and two connections per server for the async clients.
+    pub max_conns_per_server: Option<usize>,
     /// Most requests in flight on one pipelined connection (async clients).
     pub max_in_flight: usize,
     /// Decoder bounds.
@@ -46,6 +54,8 @@ pub struct Config {
     /// How long a caller waiting for its reply keeps checking the socket before it sleeps
     /// (zero, the default: it sleeps at once). See [`Builder::busy_poll`].
     pub busy_poll: Duration,
+    /// Hears every operation and connection event, if set (see [`Builder::observer`]).
+    pub observer: Option<Arc<dyn Observer>>,
 }
 
 impl fmt::Debug for Config {
@@ -55,10 +65,12 @@ impl fmt::Debug for Config {
             .field("timeout", &self.timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("max_idle_conns", &self.max_idle_conns)
+            .field("max_conns_per_server", &self.max_conns_per_server)
             .field("max_in_flight", &self.max_in_flight)
             .field("busy_poll", &self.busy_poll)
             .field("failure_policy", &self.failure_policy)
             .field("resolve_every", &self.resolve_every)
+            .field("observer", &self.observer.is_some())
             .finish()
     }
 }
@@ -70,16 +82,20 @@ pub struct Builder<C> {
     timeout: Duration,
     connect_timeout: Option<Duration>,
     max_idle_conns: usize,
+    max_conns_per_server: Option<usize>,
     max_in_flight: usize,
     limits: Limits,
     busy_poll: Duration,
     failure_policy: FailurePolicy,
     resolve_every: Option<Duration>,
+    observer: Option<Arc<dyn Observer>>,
     client: PhantomData<fn() -> C>,
 }
 
 /// A client that can be made from a [`Config`].
 pub trait FromConfig: Sized {
+    /// [`Builder::max_idle_conns`]'s default for this client.
+    const DEFAULT_MAX_IDLE_CONNS: usize = DEFAULT_MAX_IDLE_CONNS;
     /// Makes the client. No connection is opened until the first call.
     fn from_config(config: Config) -> Result<Self, Error>;
 }
@@ -91,12 +107,14 @@ impl<C: FromConfig> Default for Builder<C> {
             selector: None,
             timeout: DEFAULT_TIMEOUT,
             connect_timeout: None,
-            max_idle_conns: DEFAULT_MAX_IDLE_CONNS,
+            max_idle_conns: C::DEFAULT_MAX_IDLE_CONNS,
+            max_conns_per_server: None,
             max_in_flight: 1024,
             limits: Limits::default(),
             busy_poll: Duration::ZERO,
             failure_policy: FailurePolicy::default(),
             resolve_every: None,
+            observer: None,
             client: PhantomData,
         }
     }
@@ -120,6 +138,14 @@ impl<C: FromConfig> Builder<C> {
         self
     }
 
+    /// Reports every operation (command, server, keys, bytes, duration, outcome) and every
+    /// connection event (opened, closed and why, callers waiting) to `observer`. See
+    /// [`observe`](crate::observe). Without one, the client pays nothing for reporting.
+    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
     /// Deadline of one call, default 100 ms.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -132,10 +158,21 @@ impl<C: FromConfig> Builder<C> {
         self
     }
 
-    /// The most connections open per server (default 2; at least 1); see
+    /// Idle connections kept per server for reuse (gomemcache's `MaxIdleConns`; at least 1).
+    /// The default is the client's: 64 for the blocking client, which opens one connection
+    /// per concurrent caller, so a thread pool keeps its connections; it does not matter to
+    /// the async clients, whose pipelined connections are shared, not idle. See
     /// [`Config::max_idle_conns`].
     pub fn max_idle_conns(mut self, n: usize) -> Self {
         self.max_idle_conns = n.max(1);
+        self
+    }
+
+    /// The most connections open to one server at once (at least 1). Unbounded by default in
+    /// the blocking client; two in the async clients, which pipeline many callers on each.
+    /// See [`Config::max_conns_per_server`].
+    pub fn max_conns_per_server(mut self, n: usize) -> Self {
+        self.max_conns_per_server = Some(n.max(1));
         self
     }
 
@@ -207,9 +244,11 @@ impl<C: FromConfig> Builder<C> {
             timeout: self.timeout,
             connect_timeout: self.connect_timeout.unwrap_or(self.timeout),
             max_idle_conns: self.max_idle_conns,
+            max_conns_per_server: self.max_conns_per_server,
             max_in_flight: self.max_in_flight,
             limits: self.limits,
             busy_poll: self.busy_poll,
+            observer: self.observer,
         })
     }
 }

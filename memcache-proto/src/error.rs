@@ -106,6 +106,33 @@ pub enum Error {
 }
 
 impl Error {
+    /// A short, stable name for the kind of error (`cache_miss`, `timeout`, `io`, ...): what
+    /// metrics label and OpenTelemetry's `error.type` record.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::CacheMiss => "cache_miss",
+            Error::CasConflict => "cas_conflict",
+            Error::NotStored => "not_stored",
+            Error::Server(_) => "server_error",
+            Error::Client(_) => "client_error",
+            Error::UnknownCommand => "unknown_command",
+            Error::NoStats => "no_stats",
+            Error::MalformedKey(_) => "malformed_key",
+            Error::NoServers => "no_servers",
+            Error::BadAddress(_) => "bad_address",
+            Error::Timeout => "timeout",
+            Error::Io(_) => "io",
+            Error::Protocol(_) => "protocol",
+            Error::Closed => "closed",
+            Error::Codec(_) => "codec",
+            Error::ServerUnavailable { .. } => "server_unavailable",
+            Error::InvalidConfig(_) => "invalid_config",
+            Error::Tls(_) => "tls",
+            #[allow(unreachable_patterns)]
+            _ => "other",
+        }
+    }
+
     /// Whether the connection that produced this error must be dropped rather than reused.
     ///
     /// Only errors after which the byte stream is known to be in sync keep the connection:

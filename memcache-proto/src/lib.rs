@@ -106,6 +106,7 @@ mod limits;
 mod matching;
 pub mod meta;
 pub mod multi;
+pub mod observe;
 pub mod op;
 pub mod prelude;
 pub mod resolve;

@@ -59,8 +59,8 @@ pub fn configure<C: memcache_proto::config::FromConfig>(cfg: &ClientConfig) -> R
     if let Some(t) = cfg.connect_timeout {
         b = b.connect_timeout(t);
     }
-    if let Some(n) = cfg.max_idle_conns {
-        b = b.max_idle_conns(n);
+    if let Some(n) = cfg.max_conns {
+        b = b.max_conns_per_server(n);
     }
     if let Some(w) = cfg.busy_poll {
         b = b.busy_poll(w);

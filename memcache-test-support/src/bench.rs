@@ -42,15 +42,15 @@ pub struct Options {
     pub seconds: f64,
     /// W3 workers.
     pub workers: usize,
-    /// Connections per server for W3 (`max_idle_conns`).
-    pub conns: usize,
+    /// Connections per server for W3 (`max_conns_per_server`); `None`: the client's default.
+    pub conns: Option<usize>,
     /// The client's busy-polling window (`Builder::busy_poll`), zero for off.
     pub busy_poll: Duration,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { seconds: 3.0, workers: 32, conns: 2, busy_poll: Duration::ZERO }
+        Options { seconds: 3.0, workers: 32, conns: None, busy_poll: Duration::ZERO }
     }
 }
 
@@ -118,11 +118,8 @@ pub fn run<A: Adapter>(workload: Workload, addr: &str, opts: &Options) -> Result
     let addr = addr.to_owned();
     let opts = opts.clone();
     A::run(async move {
-        let conns = if workload == Workload::W3 { opts.conns } else { 1 };
-        let cfg = ClientConfig::new([addr])
-            .timeout(Duration::from_secs(5))
-            .max_idle_conns(conns)
-            .busy_poll(opts.busy_poll);
+        let mut cfg = ClientConfig::new([addr]).timeout(Duration::from_secs(5)).busy_poll(opts.busy_poll);
+        cfg.max_conns = if workload == Workload::W3 { opts.conns } else { Some(1) };
         let client = A::connect(cfg).map_err(|e| format!("connect: {e}"))?;
         let report = match workload {
             Workload::W1 => sequential::<A>(&client, Workload::W1, 0, 20_000, 100).await,

@@ -92,8 +92,8 @@ pub struct ClientConfig {
     pub timeout: Option<Duration>,
     /// Connect timeout (`Builder::connect_timeout`).
     pub connect_timeout: Option<Duration>,
-    /// Per-server connection bound (`Builder::max_idle_conns`).
-    pub max_idle_conns: Option<usize>,
+    /// Per-server connection bound (`Builder::max_conns_per_server`).
+    pub max_conns: Option<usize>,
     /// Busy-polling window (`Builder::busy_poll`).
     pub busy_poll: Option<Duration>,
     /// Dead-server handling (`Builder::failure_policy`).
@@ -111,7 +111,7 @@ impl ClientConfig {
             servers: servers.into_iter().map(Into::into).collect(),
             timeout: Some(TEST_TIMEOUT),
             connect_timeout: None,
-            max_idle_conns: None,
+            max_conns: None,
             busy_poll: None,
             failure_policy: None,
             selector: None,
@@ -144,8 +144,8 @@ impl ClientConfig {
     }
 
     /// Sets the per-server connection bound.
-    pub fn max_idle_conns(mut self, n: usize) -> ClientConfig {
-        self.max_idle_conns = Some(n);
+    pub fn max_conns(mut self, n: usize) -> ClientConfig {
+        self.max_conns = Some(n);
         self
     }
 

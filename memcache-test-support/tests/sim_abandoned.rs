@@ -31,7 +31,7 @@ fn abandoned_requests_time_out_and_memory_stays_bounded() {
     let c = Client::<SimRuntime>::builder()
         .servers([server.addr()])
         .timeout(TIMEOUT)
-        .max_idle_conns(1)
+        .max_conns_per_server(1)
         .build()
         .expect("client");
     let calls = sim.spawn(async move {

@@ -86,7 +86,7 @@ fn replies_read_together_with_eof_reach_their_callers() {
         }
     }));
     server.with_store(|s| s.set("n", "0"));
-    let c = client(&[&server]).max_idle_conns(1).build().expect("client");
+    let c = client(&[&server]).max_conns_per_server(1).build().expect("client");
     let calls: Vec<_> = (0..=N)
         .map(|_| {
             let c = c.clone();
@@ -195,7 +195,7 @@ fn a_value_for_another_key_closes_the_connection() {
         "gets wrong" => vec![Action::reply("VALUE other 0 1\r\nx\r\nEND\r\n")],
         _ => vec![Action::Reply(store.answer(req))],
     }));
-    let c = client(&[&server]).max_idle_conns(1).build().expect("client");
+    let c = client(&[&server]).max_conns_per_server(1).build().expect("client");
     let c2 = c.clone();
     let got = sim.block_on(async move { c2.get("wrong").await });
     assert!(matches!(got, Err(Error::Protocol(_))), "{got:?}");
@@ -243,7 +243,7 @@ fn a_stalled_server_costs_get_multi_only_its_own_keys() {
 fn admission_waits_end_at_the_calls_deadline() {
     let sim = Sim::new();
     let server = sim.server(Box::new(|_, _| vec![]));
-    let c = client(&[&server]).max_idle_conns(1).max_in_flight(1).build().expect("client");
+    let c = client(&[&server]).max_conns_per_server(1).max_in_flight(1).build().expect("client");
     let calls: Vec<_> = (0..3)
         .map(|i| {
             let c = c.clone();
@@ -269,7 +269,7 @@ fn a_connection_closed_while_idle_is_replaced_silently() {
     let sim = Sim::new();
     let server = sim.server(memcached());
     server.with_store(|s| s.set("n", "1"));
-    let c = client(&[&server]).max_idle_conns(1).build().expect("client");
+    let c = client(&[&server]).max_conns_per_server(1).build().expect("client");
     let c2 = c.clone();
     sim.block_on(async move { c2.ping().await }).expect("ping");
     server.conn(0).close();
@@ -287,7 +287,7 @@ fn a_close_the_driver_has_not_seen_yet_is_found_before_writing() {
     let sim = Sim::new();
     let server = sim.server(memcached());
     server.with_store(|s| s.set("n", "1"));
-    let c = client(&[&server]).max_idle_conns(1).build().expect("client");
+    let c = client(&[&server]).max_conns_per_server(1).build().expect("client");
     let c2 = c.clone();
     sim.block_on(async move { c2.ping().await }).expect("ping");
     server.conn(0).close_unnoticed();
@@ -320,7 +320,7 @@ fn a_written_write_is_sent_exactly_once() {
         let sim = Sim::new();
         let server = sim.server(close_after_applying_victim());
         server.with_store(|s| s.set("victim", "1"));
-        let c = client(&[&server]).max_idle_conns(1).build().expect("client");
+        let c = client(&[&server]).max_conns_per_server(1).build().expect("client");
         let c2 = c.clone();
         sim.block_on(async move { c2.ping().await }).expect("ping opens the connection");
         let got = sim.block_on(call(c));
@@ -330,7 +330,7 @@ fn a_written_write_is_sent_exactly_once() {
     let sim = Sim::new();
     let server = sim.server(close_after_applying_victim());
     server.with_store(|s| s.set("victim", "1"));
-    let c = client(&[&server]).max_idle_conns(1).build().expect("client");
+    let c = client(&[&server]).max_conns_per_server(1).build().expect("client");
     let c2 = c.clone();
     sim.block_on(async move { c2.ping().await }).expect("ping");
     let got = sim.block_on(async move { c.get("victim").await });

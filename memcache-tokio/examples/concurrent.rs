@@ -9,7 +9,7 @@ use memcache_tokio::{Client, Error, Item};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:11211".to_owned());
-    let client = Client::builder().servers([addr.as_str()]).max_idle_conns(2).build()?;
+    let client = Client::builder().servers([addr.as_str()]).max_conns_per_server(2).build()?;
     let (tasks, ops) = (64, 2_000);
     let start = Instant::now();
     let mut handles = Vec::new();

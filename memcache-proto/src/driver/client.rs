@@ -59,7 +59,8 @@ pub type Connector<Io> =
 
 /// An async memcached client: cheap to clone, safe to share across tasks and threads.
 ///
-/// Requests to one server are pipelined on at most `max_idle_conns` connections (a new one is
+/// Requests to one server are pipelined on at most `max_conns_per_server` connections (default
+/// [`PIPES_PER_SERVER`]; a new one is
 /// opened only while every open one is busy); at most `max_in_flight` requests ride on each,
 /// and callers beyond that wait in FIFO order. A call that times out closes its connection
 /// (the server may be stalled), and a call whose future is dropped leaves its reply to be
@@ -110,6 +111,10 @@ macro_rules! async_calls {
 }
 
 pub(crate) use async_calls;
+
+/// Connections per server when `max_conns_per_server` is not set: pipelining carries many
+/// callers on each, so a second one is only for when the first is busy writing.
+pub const PIPES_PER_SERVER: usize = 2;
 
 /// A request submitted to a server, awaiting its reply.
 struct Sent<O> {
@@ -337,9 +342,12 @@ impl<R: Runtime> Client<R> {
         }
         let mut pools = self.inner.pools.write().unwrap_or_else(|p| p.into_inner());
         let config = &self.inner.config;
-        let pool = pools
-            .entry(server.clone())
-            .or_insert_with(|| Arc::new(ServerPool::new(config.max_idle_conns, config.max_in_flight)));
+        let pool = pools.entry(server.clone()).or_insert_with(|| {
+            Arc::new(ServerPool::new(
+                config.max_conns_per_server.unwrap_or(PIPES_PER_SERVER),
+                config.max_in_flight,
+            ))
+        });
         Ok(pool.clone())
     }
 }

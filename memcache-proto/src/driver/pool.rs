@@ -318,9 +318,11 @@ mod tests {
             timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
             max_idle_conns: 1,
+            max_conns_per_server: None,
             max_in_flight: 1,
             limits: Limits::default(),
             busy_poll: Duration::ZERO,
+            observer: None,
             failure_policy: crate::FailurePolicy::default(),
             resolve_every: None,
         };

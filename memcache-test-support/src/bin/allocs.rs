@@ -32,7 +32,7 @@ fn main() {
 fn measure<A: Adapter>(addr: &str) {
     let addr = addr.to_owned();
     let (get, set) = A::block_on(async move {
-        let cfg = ClientConfig::new([addr]).timeout(Duration::from_secs(5)).max_idle_conns(1);
+        let cfg = ClientConfig::new([addr]).timeout(Duration::from_secs(5)).max_conns(1);
         let c = A::connect(cfg).expect("client");
         let item = Item::new(key(1), value(1, 100));
         // Warm up: connection, buffers, runtime structures.

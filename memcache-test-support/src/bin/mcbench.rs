@@ -2,12 +2,13 @@
 //!
 //! ```text
 //! mcbench --adapter blocking|tokio|tokio-ct|async-std|smol|all --addr 127.0.0.1:PORT --workload W1|W2|W3|W4
-//!         [--seconds 3] [--workers 32] [--conns 2] [--busy-poll-us 0] [--repeat 1]
+//!         [--seconds 3] [--workers 32] [--conns N] [--busy-poll-us 0] [--repeat 1]
 //! ```
 //! Prints one JSON line per run on stdout (`--adapter all`: one per adapter, then a table on
 //! stderr). W3 shares one `Client` among `--workers` workers (threads for blocking, tasks for
-//! the async clients), pipelining on `--conns` connections per server (blocking: a pool of
-//! that many idle connections). `--busy-poll-us N` sets the client's `busy_poll` window
+//! the async clients), on at most `--conns` connections per server (`max_conns_per_server`;
+//! without it, the client's defaults: blocking opens one per worker, the async clients
+//! pipeline on two). `--busy-poll-us N` sets the client's `busy_poll` window
 //! (default 0: off), see `Builder::busy_poll`.
 //!
 //! Each workload runs the way an application on that runtime runs its work: on Tokio's
@@ -49,7 +50,7 @@ fn run() -> Result<(), String> {
             "--workload" => workload = Some(value()?.parse::<Workload>()?),
             "--seconds" => opts.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?,
             "--workers" => opts.workers = value()?.parse().map_err(|e| format!("--workers: {e}"))?,
-            "--conns" => opts.conns = value()?.parse().map_err(|e| format!("--conns: {e}"))?,
+            "--conns" => opts.conns = Some(value()?.parse().map_err(|e| format!("--conns: {e}"))?),
             "--repeat" => repeat = value()?.parse().map_err(|e| format!("--repeat: {e}"))?,
             "--busy-poll-us" => {
                 let us = value()?.parse().map_err(|e| format!("--busy-poll-us: {e}"))?;

@@ -196,7 +196,7 @@ pub async fn increment_and_decrement<A: Adapter>() {
 /// no new connection from the client.
 pub async fn incr_on_non_number_keeps_connection<A: Adapter>() {
     let m = Memcached::start();
-    let c = client::<A>(ClientConfig::new([m.addr()]).max_idle_conns(1));
+    let c = client::<A>(ClientConfig::new([m.addr()]).max_conns(1));
     expect_ok!(A::set(&c, &Item::new("word", "abc")).await, "set a non-number");
     expect_ok!(A::set(&c, &Item::new("n", "1")).await, "set a number");
 

@@ -193,21 +193,21 @@ pub async fn sixteen_workers_share_one_client<A: Adapter>() {
     expect_ok!(A::ping(&c).await, "ping after the workers");
 }
 
-/// 64 workers x 5,000 mixed operations with `max_idle_conns(4)`: zero wrong answers, and each
+/// 64 workers x 5,000 mixed operations with `max_conns_per_server(4)`: zero wrong answers, and each
 /// server sees at most 4 connections from the client (`total_connections`).
 pub async fn bounded_connections_under_64_workers<A: Adapter>() {
     const BOUND: usize = 4;
     let servers = [Memcached::start(), Memcached::start()];
     // Each stats request is one connection of its own, counted in the figure it reports.
     let before: Vec<u64> = servers.iter().map(|s| s.stat_u64("total_connections")).collect();
-    let c = client::<A>(ClientConfig::new(servers.iter().map(Memcached::addr)).max_idle_conns(BOUND));
+    let c = client::<A>(ClientConfig::new(servers.iter().map(Memcached::addr)).max_conns(BOUND));
     run_workers::<A>(&c, 64, 5_000, 64).await;
     for (i, s) in servers.iter().enumerate() {
         let opened = s.stat_u64("total_connections") - before[i] - 1;
         assert!(opened >= 1, "server {i} was used");
         assert!(
             opened <= BOUND as u64,
-            "{}: the client opened {opened} connections to server {} with max_idle_conns({BOUND})",
+            "{}: the client opened {opened} connections to server {} with max_conns_per_server({BOUND})",
             A::NAME,
             s.addr()
         );

@@ -18,7 +18,7 @@ const WRITES: [&str; 8] = ["incr", "decr", "append", "prepend", "add", "cas", "s
 pub async fn written_writes_are_sent_exactly_once<A: Adapter>() {
     let m = Memcached::start();
     let proxy = CountingProxy::start(&m.addr());
-    let c = client::<A>(ClientConfig::new([proxy.addr()]).max_idle_conns(1));
+    let c = client::<A>(ClientConfig::new([proxy.addr()]).max_conns(1));
     for verb in WRITES {
         let key = format!("once-{verb}");
         let cas_item = prepare::<A>(&c, verb, &key).await;
@@ -52,7 +52,7 @@ pub async fn written_writes_are_sent_exactly_once<A: Adapter>() {
 pub async fn written_reads_are_resent_once<A: Adapter>() {
     let m = Memcached::start();
     let proxy = CountingProxy::start(&m.addr());
-    let c = client::<A>(ClientConfig::new([proxy.addr()]).max_idle_conns(1));
+    let c = client::<A>(ClientConfig::new([proxy.addr()]).max_conns(1));
     expect_ok!(A::set(&c, &Item::new("k", "v")).await, "set");
     let before = proxy.arrivals("gets");
     proxy.cut_next_reply();

@@ -92,7 +92,7 @@ pub async fn large_value_round_trip<A: Adapter>() {
 /// stored, and the same client keeps working.
 pub async fn oversized_value_refused_then_client_works<A: Adapter>() {
     let m = Memcached::start();
-    let c = client::<A>(ClientConfig::new([m.addr()]).max_idle_conns(1));
+    let c = client::<A>(ClientConfig::new([m.addr()]).max_conns(1));
     expect_ok!(A::set(&c, &Item::new("before", "b")).await, "set before");
     let value = Bytes::from(vec![b'z'; 2 * 1024 * 1024]);
     for round in 0..2 {

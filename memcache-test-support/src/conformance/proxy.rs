@@ -174,7 +174,7 @@ async fn refused_call<A: Adapter>(c: &A::Client, which: usize) -> (&'static str,
 /// the connection, and the next call opens a fresh one and succeeds.
 pub async fn multi_key_replies_in_any_order<A: Adapter>() {
     let server = FaultServer::start(Fault::ReversedValues);
-    let c = client::<A>(ClientConfig::new([server.addr()]).timeout(TIMEOUT).max_idle_conns(1));
+    let c = client::<A>(ClientConfig::new([server.addr()]).timeout(TIMEOUT).max_conns(1));
     let ctx = format!("{}: reversed replies", A::NAME);
     let got = expect_ok!(A::get_multi(&c, &["a", "b", "miss1", "c", "d"]).await, "{ctx}: get_multi");
     let expected: HashMap<&str, &str> = [("a", "a"), ("b", "b"), ("c", "c"), ("d", "d")].into();

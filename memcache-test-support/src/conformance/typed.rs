@@ -89,7 +89,7 @@ pub async fn typed_compare_and_swap<A: Adapter>() {
 /// connection is kept and the next calls on the same client work.
 pub async fn typed_flag_mismatch_keeps_the_client<A: Adapter>() {
     let m = Memcached::start();
-    let c = client::<A>(ClientConfig::new([m.addr()]).max_idle_conns(1));
+    let c = client::<A>(ClientConfig::new([m.addr()]).max_conns(1));
     let users = A::typed::<Json, User>(&c, Json::default());
     // Valid JSON for User, but stored raw (flags 0): the flags decide, not the bytes.
     let raw = Item::new("raw", r#"{"id":5,"name":"raw","roles":[]}"#);
