@@ -8,7 +8,8 @@
 //! than it was requested) means the stream is out of sync.
 //!
 //! The in-order reply stays a single forward scan with no allocation for up to
-//! [`INLINE_KEYS`] keys; only the first value that comes out of order pays for an index.
+//! [`INLINE_KEYS`] keys (beyond that, one for a bit set); only the first value that comes out
+//! of order pays for an index.
 
 use crate::Key;
 
@@ -36,34 +37,40 @@ impl<T> Requested for (T, Key) {
 /// Finds, for each value of a reply, the requested position it answers.
 pub(crate) struct KeyMatcher<'a, R> {
     requested: &'a [R],
-    /// Every position at or after the cursor is still unanswered: a forward match moves the
-    /// cursor past itself, an out-of-order match lies before it.
+    /// Every position at or after the cursor is unanswered; a forward match moves the cursor
+    /// past itself.
     cursor: usize,
-    /// Answered positions before the cursor.
-    taken: Bits,
+    /// Positions before the cursor that the forward scan skipped and no value answered yet:
+    /// misses, or values still to come out of order. An in-order reply without misses never
+    /// skips, so it never touches this set.
+    open: Bits,
     /// Positions ordered by key, built when the first value comes out of order.
     by_key: Option<Vec<usize>>,
 }
 
 impl<'a, R: Requested> KeyMatcher<'a, R> {
     pub(crate) fn new(requested: &'a [R]) -> Self {
-        KeyMatcher { requested, cursor: 0, taken: Bits::new(requested.len()), by_key: None }
+        KeyMatcher { requested, cursor: 0, open: Bits::new(requested.len()), by_key: None }
     }
 
     /// The position `key` answers, now marked answered; `None` if `key` was not requested or
-    /// every position holding it is answered already (a desync).
+    /// every position holding it is answered already (a desync). Inlined: it runs once per
+    /// value of every multi-key reply, and in order it is one comparison.
+    #[inline]
     pub(crate) fn take(&mut self, key: &[u8]) -> Option<usize> {
         let ahead = self.requested.get(self.cursor..).unwrap_or_default();
-        let position = match ahead.iter().position(|r| r.key_bytes() == key) {
-            Some(i) => self.cursor + i,
-            None => self.behind(key)?,
-        };
-        self.taken.set(position);
-        self.cursor = self.cursor.max(position + 1);
+        if let Some(skipped) = ahead.iter().position(|r| r.key_bytes() == key) {
+            let position = self.cursor + skipped;
+            (self.cursor..position).for_each(|p| self.open.set(p));
+            self.cursor = position + 1;
+            return Some(position);
+        }
+        let position = self.behind(key)?;
+        self.open.clear(position);
         Some(position)
     }
 
-    /// An unanswered position before the cursor holding `key`.
+    /// An open position before the cursor holding `key`.
     fn behind(&mut self, key: &[u8]) -> Option<usize> {
         let requested = self.requested;
         let by_key = self.by_key.get_or_insert_with(|| {
@@ -74,7 +81,7 @@ impl<'a, R: Requested> KeyMatcher<'a, R> {
         });
         let first = by_key.partition_point(|&p| requested[p].key_bytes() < key);
         let same = by_key.get(first..)?.iter().take_while(|&&p| requested[p].key_bytes() == key);
-        same.copied().find(|&p| !self.taken.get(p))
+        same.copied().find(|&p| self.open.get(p))
     }
 }
 
@@ -105,12 +112,21 @@ impl Bits {
     }
 
     fn set(&mut self, i: usize) {
-        let words: &mut [u64] = match self {
+        if let Some(w) = self.words_mut().get_mut(i / 64) {
+            *w |= 1 << (i % 64);
+        }
+    }
+
+    fn clear(&mut self, i: usize) {
+        if let Some(w) = self.words_mut().get_mut(i / 64) {
+            *w &= !(1 << (i % 64));
+        }
+    }
+
+    fn words_mut(&mut self) -> &mut [u64] {
+        match self {
             Bits::Inline(w) => w,
             Bits::Heap(w) => w,
-        };
-        if let Some(w) = words.get_mut(i / 64) {
-            *w |= 1 << (i % 64);
         }
     }
 }

@@ -37,10 +37,11 @@ pub(crate) fn split(
         gathered.iter().map(|(slot, _)| (*slot, Response::Values(Vec::new()))).collect();
     let mut matcher = KeyMatcher::new(&gathered);
     for v in values {
-        let Some((_, Response::Values(mine))) = matcher.take(&v.key).and_then(|i| replies.get_mut(i)) else {
+        // Each position is answered once, so its reply is still the empty one.
+        let Some(reply) = matcher.take(&v.key).and_then(|i| replies.get_mut(i)) else {
             return Err(ProtoError::unexpected(&[b"VALUE ", &v.key[..]].concat()));
         };
-        mine.push(v);
+        reply.1 = Response::Values(vec![v]);
     }
     Ok(replies)
 }

@@ -34,12 +34,18 @@ async fn store_all<A: Adapter>(c: &A::Client, keys: &[String]) {
     }
 }
 
-/// Every call twemproxy forwards: the store verbs, CAS, counters, touch, delete, ping (`version`).
+/// Every call twemproxy forwards: the store verbs, CAS, counters, touch, delete, `version`
+/// (ping).
 pub async fn twemproxy_supports_every_keyed_call<A: Adapter>() {
     let proxy = Twemproxy::start(3);
     let c = client::<A>(ClientConfig::new([proxy.addr()]).timeout(TIMEOUT));
     let ctx = format!("{} through twemproxy", A::NAME);
     expect_ok!(A::ping(&c).await, "{ctx}: ping");
+    let versions = expect_ok!(A::version(&c).await, "{ctx}: version");
+    assert!(
+        versions.len() == 1 && versions.get(&proxy.addr()).is_some_and(|v| v.starts_with("1.")),
+        "{ctx}: version: one memcached version under the proxy's address, got {versions:?}"
+    );
     expect_ok!(A::set(&c, &Item::new("p:k", "v1").with_flags(7)).await, "{ctx}: set");
     let item = expect_ok!(A::get(&c, "p:k").await, "{ctx}: get");
     check_item(&item, "p:k", b"v1", 7, &ctx);
