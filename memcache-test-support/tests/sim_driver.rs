@@ -124,7 +124,7 @@ fn replies_before_garbage_reach_their_callers() {
         s.set("first", "0");
         s.set("n", "0");
     });
-    let c = client(&[&server]).max_idle_conns(1).build().expect("client");
+    let c = client(&[&server]).max_conns_per_server(1).build().expect("client");
     let c1 = c.clone();
     let first = sim.spawn(async move { c1.increment("first", 1).await });
     let calls: Vec<_> = (0..3)
@@ -150,7 +150,7 @@ fn replies_split_into_single_bytes_reach_their_callers() {
     let server = sim.server(memcached());
     server.configure(|w| w.read_chunk = 1);
     (0..20).for_each(|i| server.with_store(|s| s.set(&format!("k{i}"), format!("value-{i}"))));
-    let c = client(&[&server]).max_idle_conns(1).build().expect("client");
+    let c = client(&[&server]).max_conns_per_server(1).build().expect("client");
     let calls: Vec<_> = (0..20)
         .map(|i| {
             let c = c.clone();
