@@ -59,6 +59,7 @@ mod busy_poll;
 mod concurrency;
 mod exactly_once;
 mod faults;
+mod fleet;
 mod keys;
 mod proxy;
 mod servers;
@@ -70,6 +71,7 @@ pub use busy_poll::*;
 pub use concurrency::*;
 pub use exactly_once::*;
 pub use faults::*;
+pub use fleet::*;
 pub use keys::*;
 pub use proxy::*;
 pub use servers::*;
@@ -252,6 +254,12 @@ macro_rules! conformance_suite {
             recovers_after_server_restart,
             dribbled_replies_are_correct,
             late_reply_never_reaches_a_later_call,
+            // a fleet of servers
+            dead_server_fails_fast_and_is_probed_back,
+            ketama_ejection_moves_only_the_down_servers_keys,
+            set_servers_under_load_fails_no_call,
+            a_names_second_address_serves_when_the_first_refuses,
+            resolve_every_follows_a_name_that_moves,
             // the retry rule
             written_reads_are_resent_once,
             written_writes_are_sent_exactly_once,
