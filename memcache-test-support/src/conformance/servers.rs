@@ -281,7 +281,9 @@ pub async fn get_multi_partial_keeps_healthy_results<A: Adapter>() {
         match fault {
             Fault::Stall => {
                 assert!(matches!(err, Error::Timeout), "stalled server: expected Timeout, got {err:?}");
-                assert!(took < timeout * 2, "partial get_multi with a stalled server took {took:?}");
+                // Bounded by the one call deadline (not one per server, not forever); generous,
+                // because a loaded CI machine is slow to wake a task after its timer.
+                assert!(took < timeout * 4, "partial get_multi with a stalled server took {took:?}");
             }
             _ => assert!(err.is_connection_broken(), "{fault:?}: expected an IO/protocol error, got {err:?}"),
         }
