@@ -10,7 +10,7 @@ use memcache_proto::fleet::Fleet;
 use memcache_proto::observe::{self, CloseReason, PoolStats};
 use memcache_proto::op::{KeyedOp, Op};
 use memcache_proto::retry::{self, Attempt};
-use memcache_proto::{Error, Response, ServerAddr};
+use memcache_proto::{Error, Limits, Response, ServerAddr};
 
 use crate::conn::Conn;
 use crate::pool::ServerPool;
@@ -83,6 +83,10 @@ impl Client {
 
     fn fleet(&self) -> &Fleet {
         &self.inner.fleet
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.inner.config.limits
     }
 
     fn now(&self) -> Instant {
@@ -166,11 +170,24 @@ impl Client {
         };
         let attempt = Attempt::on(reused).written(conn.wrote_any()).resent(resent);
         self.checkin(server, &pool, conn, Some(&e));
+        self.resend_or(server, op, attempt, e)
+    }
+
+    /// The request again on a fresh connection if the retry rule allows it, or `e`.
+    fn resend_or<O: Op>(
+        &self,
+        server: &ServerAddr,
+        op: O,
+        attempt: Attempt,
+        e: Error,
+    ) -> Result<O::Output, Error> {
         if retry::may_resend(op.command(), attempt, &e) { self.request(server, op, true) } else { Err(e) }
     }
 
     /// Sends every op to its server, then reads every reply: all servers work concurrently.
     /// A server that is down answers its [`Error::ServerUnavailable`] without a connection.
+    /// Ops for the same server (a `get_multi` split into several commands) are pipelined on
+    /// one connection.
     fn fan_out<O: Op>(&self, mut plan: Vec<(ServerAddr, O)>) -> Vec<(ServerAddr, Result<O::Output, Error>)> {
         self.follow_fleet();
         let started = Instant::now();
@@ -178,32 +195,88 @@ impl Client {
         // One order for taking connections to several servers, so two calls can't each hold
         // one server's last connection while waiting for the other's.
         plan.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
-        let sent: Vec<_> = plan
+        let mut groups: Vec<(ServerAddr, Vec<O>)> = Vec::new();
+        for (server, op) in plan {
+            match groups.last_mut() {
+                Some((s, ops)) if *s == server => ops.push(op),
+                _ => groups.push((server, vec![op])),
+            }
+        }
+        let sent: Vec<_> = groups
             .into_iter()
-            .map(|(server, op)| {
+            .map(|(server, ops)| {
                 let admitted = self.inner.fleet.admit(&server, Instant::now());
-                let lease = admitted.map(|permit| {
-                    let lease = self.checkout(&server, deadline).map(|(mut conn, reused, pool)| {
-                        let sent = conn.send(op.command(), deadline);
-                        (sent, (conn, reused, pool))
-                    });
-                    (permit, lease)
+                let lease = admitted.and_then(|permit| {
+                    let (mut conn, reused, pool) = self.checkout(&server, deadline)?;
+                    let sent = ops.iter().try_for_each(|op| conn.send(op.command(), deadline));
+                    Ok((permit, sent, (conn, reused, pool)))
                 });
-                (server, op, lease)
+                (server, ops, lease)
             })
             .collect();
-        sent.into_iter()
-            .map(|(server, op, lease)| {
-                let result = lease.and_then(|(permit, lease)| {
-                    let result = lease.and_then(|(sent, mut lease)| {
-                        let reply = sent.and_then(|()| lease.0.receive(deadline));
-                        self.settle(&server, op, lease, (started, reply), false)
-                    });
-                    self.inner.fleet.record(&server, permit, &result, Instant::now());
-                    result
-                });
-                (server, result)
-            })
+        let mut results = Vec::new();
+        for (server, ops, lease) in sent {
+            let answers = match lease {
+                Ok((permit, sent, lease)) => {
+                    let answers = self.settle_all(&server, ops, lease, (started, sent), deadline);
+                    let first_error = answers.iter().find_map(|r| r.as_ref().err().cloned());
+                    self.inner.fleet.record(
+                        &server,
+                        permit,
+                        &first_error.map_or(Ok(()), Err),
+                        Instant::now(),
+                    );
+                    answers
+                }
+                Err(e) => ops.iter().map(|_| Err(e.clone())).collect(),
+            };
+            results.extend(answers.into_iter().map(|r| (server.clone(), r)));
+        }
+        results
+    }
+
+    /// [`settle`](Self::settle) for several ops pipelined on one connection: reads their
+    /// replies in order, gives the connection back (only if every result leaves it in sync),
+    /// and then resends the failed ops that the retry rule allows.
+    fn settle_all<O: Op>(
+        &self,
+        server: &ServerAddr,
+        ops: Vec<O>,
+        (mut conn, reused, pool): (Conn, bool, Arc<ServerPool>),
+        (started, sent): (Instant, Result<(), Error>),
+        deadline: Instant,
+    ) -> Vec<Result<O::Output, Error>> {
+        let observer = self.inner.config.observer.as_deref();
+        let mut failure = sent.err();
+        let mut broken: Option<Error> = failure.clone();
+        let mut answers = Vec::with_capacity(ops.len());
+        for op in ops {
+            let reply = match &failure {
+                Some(e) => Err(e.clone()),
+                None => conn.receive(deadline),
+            };
+            observe::report(observer, server, op.command(), started.elapsed(), &reply);
+            answers.push(match reply {
+                Ok(response) => {
+                    let result = op.finish(response);
+                    match &result {
+                        Err(e) if broken.is_none() && e.is_connection_broken() => broken = Some(e.clone()),
+                        _ => {}
+                    }
+                    Ok(result)
+                }
+                Err(e) => {
+                    failure = Some(e.clone());
+                    broken.get_or_insert_with(|| e.clone());
+                    Err((op, e))
+                }
+            });
+        }
+        let attempt = Attempt::on(reused).written(conn.wrote_any());
+        self.checkin(server, &pool, conn, broken.as_ref());
+        answers
+            .into_iter()
+            .map(|answer| answer.unwrap_or_else(|(op, e)| self.resend_or(server, op, attempt, e)))
             .collect()
     }
 

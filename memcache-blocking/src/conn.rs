@@ -66,7 +66,8 @@ pub(crate) struct Conn {
     read_timeout: Duration,
     /// The socket's write timeout as last set.
     write_timeout: Duration,
-    /// Whether the last [`send`](Conn::send) handed any byte to the socket.
+    /// Whether a [`send`](Conn::send) since the connection was opened or taken from the pool
+    /// handed any byte to the socket.
     wrote: bool,
     /// [`Config::busy_poll`].
     busy_poll: Duration,
@@ -123,7 +124,6 @@ impl Conn {
     /// until `deadline`. [`wrote_any`](Self::wrote_any) then tells whether any byte left.
     pub(crate) fn send(&mut self, command: &memcache_proto::Command, deadline: Instant) -> Result<(), Error> {
         self.proto.send(command);
-        self.wrote = false;
         while let Some(chunk) = self.proto.poll_transmit() {
             let mut rest = &chunk[..];
             while !rest.is_empty() {
@@ -149,8 +149,8 @@ impl Conn {
         Ok(())
     }
 
-    /// Whether the last [`send`](Self::send) handed any byte of its request to the socket, so
-    /// that the server may have received it (see `memcache_proto::retry`).
+    /// Whether any byte of this call's requests was handed to the socket, so that the server
+    /// may have received it (see `memcache_proto::retry`).
     pub(crate) fn wrote_any(&self) -> bool {
         self.wrote
     }
@@ -240,8 +240,10 @@ impl Conn {
         }
     }
 
-    /// Restores the full per-call read and write timeouts if a previous call shortened them.
+    /// Readies a pooled connection for a call: nothing of it written yet, and the full per-call
+    /// read and write timeouts restored if a previous call shortened them.
     pub(crate) fn reset_timeout(&mut self, timeout: Duration) -> Result<(), Error> {
+        self.wrote = false;
         if self.read_timeout != timeout {
             self.stream.set_read_timeout(timeout)?;
             self.read_timeout = timeout;

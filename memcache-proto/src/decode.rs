@@ -4,8 +4,14 @@
 //! consumes a complete reply and returns it, or returns `Ok(None)` and remembers how far it
 //! got, so that a reply arriving in many reads is never scanned twice:
 //! - a line is searched for `\n` only in the bytes that arrived since the last search;
-//! - once a `VALUE` header is read, the data block is waited for by length alone, and the
-//!   buffer is grown once to hold it, so a large value is copied only by the read into it;
+//! - once a `VALUE` header is read, the data block is waited for by length alone;
+//! - the buffer grows with the bytes that arrive, never to a length the peer only announced:
+//!   room for at most as much again as already arrived, or [`VALUE_CHUNK`], so a 25-byte
+//!   header claiming 100 MB costs a chunk, not 100 MB, and a large value is grown to in a few
+//!   doublings (which reuse the buffer's memory once it has reached the size of the values the
+//!   connection sees);
+//! - the bytes of one reply are counted against [`Limits::max_reply_len`], and an announced
+//!   value that would pass it is refused before its data arrives;
 //! - keys and data are split off the buffer as `Bytes`, sharing its memory.
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -13,6 +19,10 @@ use memchr::memchr;
 
 use crate::response::{ReplyKind, Response, Stat, Value};
 use crate::{Limits, ProtoError};
+
+/// The most room reserved ahead of a value's bytes that have not arrived yet, when fewer than
+/// this many have.
+pub const VALUE_CHUNK: usize = 64 * 1024;
 
 /// Incremental decoder for the replies of the classic text protocol.
 #[derive(Debug, Default)]
@@ -26,6 +36,8 @@ pub struct Decoder {
     stats: Vec<Stat>,
     /// Meta replies in progress (decoded in `meta::decode`).
     pub(crate) meta: crate::meta::decode::MetaState,
+    /// Bytes of the reply being decoded consumed so far, against [`Limits::max_reply_len`].
+    reply_len: usize,
 }
 
 #[derive(Debug)]
@@ -95,8 +107,7 @@ impl Decoder {
                 // `len` is bounded by `max_value_len`; saturate in case that is `usize::MAX`.
                 let need = header.len.saturating_add(2);
                 if buf.len() < need {
-                    // Grow once to hold the whole block; then wait by length alone.
-                    buf.reserve(need - buf.len());
+                    grow_for(buf, need);
                     self.header = Some(header);
                     return Ok(None);
                 }
@@ -109,25 +120,54 @@ impl Decoder {
                 continue;
             }
             let Some(nl) = self.find_line(buf)? else { return Ok(None) };
+            self.count(nl + 1, 0)?;
             let line = &buf[..nl - 1];
             if line == b"END" {
                 buf.advance(nl + 1);
-                return Ok(Some(Response::Values(std::mem::take(&mut self.values))));
+                let values = std::mem::take(&mut self.values);
+                return Ok(Some(self.end_reply(Response::Values(values))));
             }
             if let Some(rest) = line.strip_prefix(b"VALUE ") {
                 let (key_len, flags, cas, len) = self.value_header(rest, line)?;
-                // The key was located in the line; split it off the buffer without a copy.
-                buf.advance(6);
-                let key = buf.split_to(key_len).freeze();
-                buf.advance(nl + 1 - 6 - key_len);
+                // Refuse a value that would take the reply past its bound before it arrives.
+                self.count(0, len.saturating_add(2))?;
+                let key = if buf.capacity() - (nl + 1) >= len.saturating_add(2) {
+                    // The block fits where it will land: split the key off the buffer, no copy.
+                    buf.advance(6);
+                    let key = buf.split_to(key_len).freeze();
+                    buf.advance(nl + 1 - 6 - key_len);
+                    key
+                } else {
+                    // The buffer must grow for this block: a key sharing the buffer would make
+                    // every growth a copy of what arrived; a key of its own lets it grow in place.
+                    let key = Bytes::copy_from_slice(&buf[6..6 + key_len]);
+                    buf.advance(nl + 1);
+                    key
+                };
                 self.header = Some(Header { key, flags, cas, len });
                 continue;
             }
             let response = error_line(line)?;
             buf.advance(nl + 1);
             self.values.clear();
-            return Ok(Some(response));
+            return Ok(Some(self.end_reply(response)));
         }
+    }
+
+    /// Counts `line` bytes and an announced `data` block against the reply's bound.
+    pub(crate) fn count(&mut self, line: usize, data: usize) -> Result<(), ProtoError> {
+        let limit = self.limits.max_reply_len;
+        self.reply_len = self.reply_len.saturating_add(line).saturating_add(data);
+        if self.reply_len > limit {
+            return Err(ProtoError::ReplyTooLarge { limit });
+        }
+        Ok(())
+    }
+
+    /// A multi-line reply is complete: the next one starts its count from zero.
+    pub(crate) fn end_reply(&mut self, response: Response) -> Response {
+        self.reply_len = 0;
+        response
     }
 
     /// Parses `<key> <flags> <bytes> [<cas>]` into the key's length, flags, CAS and length.
@@ -157,6 +197,7 @@ impl Decoder {
     fn stats(&mut self, buf: &mut BytesMut) -> Result<Option<Response>, ProtoError> {
         loop {
             let Some(nl) = self.find_line(buf)? else { return Ok(None) };
+            self.count(nl + 1, 0)?;
             let line = &buf[..nl - 1];
             let response = if line == b"END" {
                 Some(Response::Stats(std::mem::take(&mut self.stats)))
@@ -173,10 +214,20 @@ impl Decoder {
                 Some(error_line(line)?)
             };
             buf.advance(nl + 1);
-            if response.is_some() {
-                return Ok(response);
+            if let Some(response) = response {
+                return Ok(Some(self.end_reply(response)));
             }
         }
+    }
+}
+
+/// Makes room in `buf` for more of a value block that ends `need` bytes from its front: at most
+/// as much again as has arrived, or [`VALUE_CHUNK`], never the whole announced length at once.
+pub(crate) fn grow_for(buf: &mut BytesMut, need: usize) {
+    let missing = need - buf.len();
+    let spare = buf.capacity() - buf.len();
+    if spare < missing {
+        buf.reserve(missing.min(buf.len().max(VALUE_CHUNK)));
     }
 }
 

@@ -289,6 +289,13 @@ pub enum ProtoError {
     /// A reply arrived while no request was in flight.
     #[error("reply received with no request in flight")]
     UnsolicitedReply,
+    /// A reply longer than [`Limits::max_reply_len`](crate::Limits::max_reply_len) in all
+    /// (lines and value data), or announcing a value that would make it so.
+    #[error("reply longer than {limit} bytes")]
+    ReplyTooLarge {
+        /// The limit in force.
+        limit: usize,
+    },
     /// More values than [`Limits::max_values`](crate::Limits::max_values) in one reply.
     #[error("more than {limit} values in one reply")]
     TooManyValues {

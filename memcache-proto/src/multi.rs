@@ -1,9 +1,10 @@
-//! Multi-server calls: grouping a `get_multi` by server, and merging per-server results.
+//! Multi-server calls: grouping a `get_multi` by server (and into commands within the
+//! decoder's bounds), and merging per-server results.
 
 use std::collections::HashMap;
 
 use crate::op::GetMulti;
-use crate::{Error, Item, ServerAddr, ServerSelector};
+use crate::{Error, Item, Limits, ServerAddr, ServerSelector};
 
 /// Validates every key (one bad key fails the whole call, before anything is sent) and groups
 /// them by the server the selector picks, in order of first appearance.
@@ -13,6 +14,29 @@ pub fn plan_get_multi<S: AsRef<str>>(
 ) -> Result<Vec<(ServerAddr, GetMulti)>, Error> {
     let groups = crate::fleet::group(keys, |k| selector.pick_server(k))?;
     Ok(groups.into_iter().map(|(s, keys)| (s, GetMulti::new(keys))).collect())
+}
+
+/// Splits each command of a `get_multi` plan into commands of at most
+/// [`Limits::keys_per_get`] keys, in order, so that no reply can pass the decoder's bounds even
+/// if every key hits with a value of the largest size: a reply over a bound poisons its
+/// connection, and on a shared connection that fails other callers. A server may then appear
+/// more than once in the plan, its commands next to each other.
+pub fn fit(plan: Vec<(ServerAddr, GetMulti)>, limits: &Limits) -> Vec<(ServerAddr, GetMulti)> {
+    let per_get = limits.keys_per_get();
+    if plan.iter().all(|(_, get)| get.keys().len() <= per_get) {
+        return plan;
+    }
+    let mut fitted = Vec::with_capacity(plan.len());
+    for (server, get) in plan {
+        if get.keys().len() <= per_get {
+            fitted.push((server, get));
+            continue;
+        }
+        for chunk in get.keys().chunks(per_get) {
+            fitted.push((server.clone(), GetMulti::new(chunk.to_vec())));
+        }
+    }
+    fitted
 }
 
 /// The outcome of a call that asked several servers: what the healthy ones answered, and

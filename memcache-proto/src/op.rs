@@ -116,7 +116,7 @@ impl GetMulti {
         GetMulti { command: Command::Get { keys: keys.into(), cas: true, touch: None } }
     }
 
-    fn keys(&self) -> &[Key] {
+    pub(crate) fn keys(&self) -> &[Key] {
         match &self.command {
             Command::Get { keys, .. } => keys,
             _ => &[],

@@ -8,6 +8,7 @@
 //! - `fan_out(plan)`: run one op per server, all servers at once, and return each answer;
 //! - `fleet()`: the client's [`Fleet`](crate::fleet::Fleet) (its selector and their health),
 //!   and `now()`: the client's clock;
+//! - `limits()`: the client's decoder [`Limits`](crate::Limits) (a `get_multi` is split to fit);
 //! - `with_fleet(f)`: run `f` on the fleet where it may block (a name lookup: on a blocking
 //!   thread in async clients), then close connections to servers that left the list;
 //! - `shut_down()`: close every connection.
@@ -47,7 +48,7 @@ macro_rules! client_calls {
             fn get_multi_partial[S: AsRef<str> + Sync](keys: &[S])
                 -> Result<$crate::multi::MultiOutcome<std::collections::HashMap<String, $crate::Item>>, $crate::Error>
             {
-                let plan = $this.fleet().plan_get_multi(keys, $this.now())?;
+                let plan = $crate::multi::fit($this.fleet().plan_get_multi(keys, $this.now())?, $this.limits());
                 Ok($this.fan_out(plan)$(.$aw)?.into_iter().collect())
             }
 

@@ -81,10 +81,11 @@ fn noise() -> impl Strategy<Value = Vec<u8>> {
 fn limits() -> impl Strategy<Value = Limits> {
     prop_oneof![
         Just(Limits::default()),
-        (1usize..96, 0usize..64, 0usize..4).prop_map(|(l, v, n)| Limits::default()
+        (1usize..96, 0usize..64, 0usize..4, 0usize..512).prop_map(|(l, v, n, r)| Limits::default()
             .with_max_line_len(l)
             .with_max_value_len(v)
-            .with_max_values(n)),
+            .with_max_values(n)
+            .with_max_reply_len(r)),
     ]
 }
 

@@ -55,7 +55,9 @@ macro_rules! expect_ok {
 }
 
 mod basic;
+mod bounds;
 mod busy_poll;
+mod chaos;
 mod concurrency;
 mod exactly_once;
 mod faults;
@@ -67,7 +69,9 @@ mod typed;
 mod util;
 
 pub use basic::*;
+pub use bounds::*;
 pub use busy_poll::*;
+pub use chaos::*;
 pub use concurrency::*;
 pub use exactly_once::*;
 pub use faults::*;
@@ -260,9 +264,16 @@ macro_rules! conformance_suite {
             set_servers_under_load_fails_no_call,
             a_names_second_address_serves_when_the_first_refuses,
             resolve_every_follows_a_name_that_moves,
+            // bounds under failure
+            desync_found_after_decoding_closes_the_connection,
+            fresh_connections_read_with_the_call_timeout,
+            writes_are_bounded_by_the_call_deadline,
+            an_endless_reply_is_cut_at_the_deadline,
+            get_multi_beyond_the_reply_limits_is_split,
             // the retry rule
             written_reads_are_resent_once,
             written_writes_are_sent_exactly_once,
+            chaos_soak_finds_no_wrong_answer,
             // concurrency
             sixteen_workers_share_one_client,
             bounded_connections_under_64_workers,

@@ -16,10 +16,12 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod chaos;
 mod counting;
 mod net;
 pub mod reversed;
 
+pub use chaos::{Chaos, ChaosProxy, FAULTS};
 pub use counting::CountingProxy;
 pub use reversed::NOT_REQUESTED;
 
@@ -62,7 +64,23 @@ pub enum Fault {
     /// request order (each value is its key; keys starting with `miss` are misses), plus a
     /// value for [`NOT_REQUESTED`] when a key starts with `stray`. See [`reversed`].
     ReversedValues,
+    /// Answer every request (every chunk read) with [`WRONG_KEY_REPLY`]: a well-formed
+    /// retrieval reply holding a value for a key nobody asked for. It decodes; only the
+    /// operation that interprets it can tell that the stream is out of sync.
+    WrongKey,
+    /// Accept and never read nor answer: once the socket buffers are full, the client's writes
+    /// block.
+    Deaf,
+    /// Answer the first request with an endless retrieval reply, `VALUE k 0 1000000` blocks
+    /// (values of [`FLOOD_VALUE_LEN`] bytes) written as fast as the client takes them, never `END`.
+    Flood,
 }
+
+/// The length of each value [`Fault::Flood`] sends.
+pub const FLOOD_VALUE_LEN: usize = 1_000_000;
+
+/// What [`Fault::WrongKey`] answers to every request.
+pub const WRONG_KEY_REPLY: &[u8] = b"VALUE nobody-asked 0 1 7\r\nx\r\nEND\r\n";
 
 /// A fake server on `127.0.0.1` (ephemeral port) that misbehaves as its [`Fault`] says.
 pub struct FaultServer {
@@ -96,6 +114,9 @@ impl FaultServer {
         let background = Background::start("fault-server", move |stream, registry, _stop| {
             c.connections.fetch_add(1, Ordering::SeqCst);
             let Some(id) = registry.register(&[&stream]) else { return };
+            if fault == Fault::Deaf {
+                return; // the registry's clone holds the socket open, unread, until drop
+            }
             let c = Arc::clone(&c);
             let reg = Arc::clone(registry);
             registry.spawn_worker("fault-conn", move || {
@@ -142,10 +163,11 @@ fn serve_fault(fault: Fault, mut stream: TcpStream, counters: &Counters, registr
                 counters.bytes.fetch_add(n, Ordering::SeqCst);
             }
         }
-        Fault::Garbage => {
+        Fault::Garbage | Fault::WrongKey => {
+            let reply = if fault == Fault::Garbage { GARBAGE_REPLY } else { WRONG_KEY_REPLY };
             while let Some(n) = read_chunk(&mut stream, &mut buf) {
                 counters.bytes.fetch_add(n, Ordering::SeqCst);
-                if stream.write_all(GARBAGE_REPLY).is_err() {
+                if stream.write_all(reply).is_err() {
                     break;
                 }
             }
@@ -176,6 +198,15 @@ fn serve_fault(fault: Fault, mut stream: TcpStream, counters: &Counters, registr
         }
         Fault::CloseImmediately => drain_then_close(stream, counters),
         Fault::ReversedValues => reversed::serve(stream, counters),
+        Fault::Flood => {
+            let Some(n) = read_chunk(&mut stream, &mut buf) else { return };
+            counters.bytes.fetch_add(n, Ordering::SeqCst);
+            let mut block = format!("VALUE k 0 {FLOOD_VALUE_LEN}\r\n").into_bytes();
+            block.resize(block.len() + FLOOD_VALUE_LEN, b'f');
+            block.extend_from_slice(b"\r\n");
+            while stream.write_all(&block).is_ok() {}
+        }
+        Fault::Deaf => {}
     }
 }
 

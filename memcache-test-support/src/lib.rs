@@ -3,9 +3,11 @@
 //! - [`memcached`]: starts real `memcached` servers (TCP on a free loopback port, or a Unix socket)
 //!   and talks to them directly, independent of any client under test.
 //! - [`fault`]: fake servers that stall, reset, answer garbage or half a value, and a proxy that
-//!   dribbles, delays, holds or cuts the traffic of a real server.
+//!   dribbles, delays, holds or cuts the traffic of a real server; one that counts commands and
+//!   loses replies; one that injects faults at random.
 //! - [`sim`]: a deterministic world for the async driver: scripted in-memory servers, a manual
 //!   clock and an executor the test drives.
+//! - [`soak`]: the chaos soak, checking every answer against a model.
 //! - [`tls`]: test certificates and `memcached -Z` (TLS, mTLS) for the TLS conformance runs.
 //! - [`twemproxy`]: starts twemproxy (`nutcracker`) in front of real `memcached` servers.
 
@@ -21,6 +23,7 @@ pub mod conformance;
 pub mod fault;
 pub mod memcached;
 pub mod sim;
+pub mod soak;
 pub mod tls;
 pub mod twemproxy;
 pub mod typed_view;

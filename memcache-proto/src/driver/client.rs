@@ -183,6 +183,10 @@ impl<R: Runtime> Client<R> {
         }
     }
 
+    fn limits(&self) -> &crate::Limits {
+        &self.inner.config.limits
+    }
+
     async fn shut_down(&self) {
         self.inner.closed.store(true, Ordering::Release);
         let pools = std::mem::take(&mut *self.inner.pools.write().unwrap_or_else(|p| p.into_inner()));

@@ -4,8 +4,9 @@
 //! Meta replies describe their own shape (`VA <size>` announces a data block, every other
 //! code is one line), so one decoder serves every meta command. It follows the classic
 //! decoder's rules: lines found with `memchr` only in new bytes, a data block waited for by
-//! length alone with the buffer grown once, flags and data split off the buffer without a
-//! copy, every length bounded by [`Limits`](crate::Limits).
+//! length alone with the buffer grown as its bytes arrive, flags and data split off the buffer
+//! without a copy (the flags are copied when the block must grow the buffer), every length
+//! bounded by [`Limits`](crate::Limits), a reply or a batch by `max_reply_len`.
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -29,10 +30,11 @@ impl Decoder {
         loop {
             let Some(frame) = self.meta_frame(buf)? else { return Ok(None) };
             if !batch {
-                return Ok(Some(frame));
+                return Ok(Some(self.end_reply(frame)));
             }
             if let Response::Meta(MetaReply { status: MetaStatus::NoOp, .. }) = frame {
-                return Ok(Some(Response::MetaBatch(std::mem::take(&mut self.meta.frames))));
+                let frames = std::mem::take(&mut self.meta.frames);
+                return Ok(Some(self.end_reply(Response::MetaBatch(frames))));
             }
             if self.meta.frames.len() >= self.limits().max_values {
                 self.meta.frames.clear();
@@ -48,7 +50,7 @@ impl Decoder {
             // `len` is bounded by `max_value_len`; saturate in case that is `usize::MAX`.
             let need = len.saturating_add(2);
             if buf.len() < need {
-                buf.reserve(need - buf.len());
+                crate::decode::grow_for(buf, need);
                 self.meta.pending = Some((flags, len));
                 return Ok(None);
             }
@@ -64,6 +66,7 @@ impl Decoder {
             })));
         }
         let Some(nl) = self.find_line(buf)? else { return Ok(None) };
+        self.count(nl + 1, 0)?;
         let line = &buf[..nl - 1];
         let status =
             line.get(..2).and_then(MetaStatus::from_code).filter(|_| line.get(2).is_none_or(|&b| b == b' '));
@@ -76,7 +79,15 @@ impl Decoder {
             MetaStatus::Value => self.value_size(line)?,
             _ => (2, 0),
         };
-        let line = buf.split_to(nl - 1).freeze();
+        self.count(0, if status == MetaStatus::Value { len.saturating_add(2) } else { 0 })?;
+        let line = if status != MetaStatus::Value || buf.capacity() - (nl + 1) >= len.saturating_add(2) {
+            buf.split_to(nl - 1).freeze()
+        } else {
+            // The block must grow the buffer: flags of their own let it grow in place.
+            let line = Bytes::copy_from_slice(&buf[..nl - 1]);
+            buf.advance(nl - 1);
+            line
+        };
         buf.advance(2);
         let flags = line.slice(flags_at..);
         if status == MetaStatus::Value {
