@@ -171,6 +171,73 @@ macro_rules! client_calls {
                 $this.with_fleet(|fleet| fleet.refresh())$(.$aw)?
             }
 
+            /// Runs one meta request as a typed operation (see [`meta`](crate::meta)): the
+            /// builder calls below go through here. A request using a flag newer than the
+            /// meta protocol's first stable release first asks its server's `version` and
+            /// fails with [`Error::Unsupported`](crate::Error::Unsupported) on an older one.
+            fn meta_op[O: $crate::meta::MetaOutput + Send + 'static](op: $crate::meta::Meta<O>)
+                -> Result<O, $crate::Error>
+            {
+                let versions = $crate::meta::versions_for(&op, $this.fleet(), $this.now())?;
+                if !versions.is_empty() {
+                    $crate::meta::check_versions(&op, $this.fan_out(versions)$(.$aw)?)?;
+                }
+                $this.keyed(op)$(.$aw)?
+            }
+
+            /// `mg`: reads an item and the metadata the builder asks for. A miss is
+            /// [`GetOutcome::Miss`](crate::meta::GetOutcome::Miss), not an error.
+            fn meta_get(get: $crate::meta::MetaGet) -> Result<$crate::meta::GetOutcome, $crate::Error> {
+                $this.meta_op($crate::meta::Meta::from(get))$(.$aw)?
+            }
+
+            /// `ms`: stores a value; a failed condition (mode, CAS) is an outcome.
+            fn meta_set(set: $crate::meta::MetaSet) -> Result<$crate::meta::SetOutcome, $crate::Error> {
+                $this.meta_op($crate::meta::Meta::from(set))$(.$aw)?
+            }
+
+            /// `md`: deletes an item, or marks it stale (`mark_stale`).
+            fn meta_delete(delete: $crate::meta::MetaDelete)
+                -> Result<$crate::meta::DeleteOutcome, $crate::Error>
+            {
+                $this.meta_op($crate::meta::Meta::from(delete))$(.$aw)?
+            }
+
+            /// `ma`: increments or decrements a counter.
+            fn meta_arith(arith: $crate::meta::MetaArith)
+                -> Result<$crate::meta::ArithOutcome, $crate::Error>
+            {
+                $this.meta_op($crate::meta::Meta::from(arith))$(.$aw)?
+            }
+
+            /// Many meta requests in one round trip per server: each server gets one quiet
+            /// batch (replies matched by opaque), all servers at once. One result per
+            /// request, in input order; a request fails alone (an error line, a flag its
+            /// server is too old for) or with its server (timeout, connection error).
+            fn meta_batch(requests: Vec<$crate::meta::MetaRequest>)
+                -> Vec<Result<$crate::meta::MetaOutcome, $crate::Error>>
+            {
+                let mut plan = $crate::meta::plan_batch($this.fleet(), requests, $this.now());
+                let versions = plan.versions_needed();
+                if !versions.is_empty() {
+                    plan.apply_versions($this.fan_out(versions)$(.$aw)?);
+                }
+                let batches = plan.take_batches();
+                plan.merge($this.fan_out(batches)$(.$aw)?)
+            }
+
+            /// Reads `key`, or takes the lease to fill it: on a miss memcached creates an
+            /// empty placeholder living `lease_ttl` seconds and exactly one caller gets
+            /// [`Leased::Fill`](crate::meta::Leased::Fill) (store the value with
+            /// `MetaSet::new(key, value).cas(cas)`); the others get
+            /// [`Leased::Busy`](crate::meta::Leased::Busy) until it is stored, or the stale value
+            /// as a hit while an item marked stale is being recached.
+            fn get_or_lease[K: AsRef<[u8]> + Send](key: K, lease_ttl: i32)
+                -> Result<$crate::meta::Leased, $crate::Error>
+            {
+                $this.keyed($crate::meta::Meta::lease(key, lease_ttl)?)$(.$aw)?
+            }
+
             /// Closes every connection; later calls fail with
             /// [`Error::Closed`](crate::Error::Closed).
             fn close() -> () {

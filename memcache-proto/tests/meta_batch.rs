@@ -2,6 +2,8 @@
 //! encoding, matching by opaque, the error-line corners, and splitting over servers.
 
 use bytes::Bytes;
+use memcache_proto::fleet::Fleet;
+use memcache_proto::health::FailurePolicy;
 use memcache_proto::meta::{
     ArithOutcome, DeleteOutcome, GetOutcome, Lease, Leased, Meta, MetaArith, MetaBatch, MetaDelete, MetaGet,
     MetaOutcome, MetaRequest, MetaSet, plan_batch,
@@ -163,17 +165,28 @@ fn error_replies_to_single_requests() {
 fn batches_split_by_server_and_merge_in_input_order() {
     let servers = ServerList::default();
     servers.set_servers(["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]).expect("servers");
+    let now = std::time::Instant::now();
+    let fleet = Fleet::new(std::sync::Arc::new(servers), FailurePolicy::default(), None, now);
     let keys: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
-    let (batches, plan) = plan_batch(&servers, keys.iter().map(|k| MetaGet::new(k).expect("key")));
+    let mut requests: Vec<MetaRequest> = keys.iter().map(|k| MetaGet::new(k).expect("key").into()).collect();
+    // One request uses a flag 1.6.18 does not have: it alone is refused.
+    requests[3] = MetaDelete::new("k3").expect("key").remove_value().into();
+    let mut plan = plan_batch(&fleet, requests, now);
+    let versions = plan.versions_needed();
+    assert_eq!(versions.len(), 1, "only the server of k3 is asked its version");
+    plan.apply_versions(versions.into_iter().map(|(s, _)| (s, Ok("1.6.18".to_owned()))).collect());
+    let mut batches = plan.take_batches();
     assert!(batches.len() > 1, "keys spread over servers");
-    assert_eq!(batches.iter().map(|(_, b)| b.len()).sum::<usize>(), 20);
-    // Each server "answers" with its keys as values, except one that fails as a whole.
+    assert_eq!(batches.iter().map(|(_, b)| b.len()).sum::<usize>(), 19);
+    // Answers come back in any order (the blocking client sorts by address); one server
+    // fails as a whole.
+    batches.reverse();
+    let failed_server = batches[1].0.clone();
     let answers: Vec<_> = batches
-        .iter()
-        .enumerate()
-        .map(|(g, (_, b))| {
-            if g == 1 {
-                return Err(Error::Timeout);
+        .into_iter()
+        .map(|(server, b)| {
+            if server == failed_server {
+                return (server, Err(Error::Timeout));
             }
             let frames = b.requests().iter().enumerate().map(|(i, r)| {
                 let key = r.key().to_raw();
@@ -188,20 +201,18 @@ fn batches_split_by_server_and_merge_in_input_order() {
                 .expect("decodes")
                 .expect("complete");
             assert!(matches!(response, Response::MetaBatch(_)));
-            Ok(MetaBatch::new(b.requests().to_vec()).finish(response).expect("batch"))
+            (server, Ok(b.finish(response).expect("batch")))
         })
         .collect();
-    let failed_server = batches[1].0.clone();
     let results = plan.merge(answers);
     assert_eq!(results.len(), 20);
     for (key, result) in keys.iter().zip(&results) {
         match result {
             Ok(MetaOutcome::Get(GetOutcome::Hit(item))) => assert_eq!(&item.value[..], key.as_bytes()),
+            Err(Error::Unsupported { what, .. }) => assert!(key == "k3" && what.contains("md x"), "{what}"),
             Err(Error::Timeout) => {
-                assert_eq!(
-                    memcache_proto::ServerSelector::pick_server(&servers, key.as_bytes()).ok(),
-                    Some(failed_server.clone())
-                )
+                let server = fleet.selector().pick_server(key.as_bytes());
+                assert_eq!(server.ok(), Some(failed_server.clone()));
             }
             other => panic!("{key}: {other:?}"),
         }

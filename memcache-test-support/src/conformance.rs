@@ -63,6 +63,7 @@ mod exactly_once;
 mod faults;
 mod fleet;
 mod keys;
+mod meta;
 mod proxy;
 mod servers;
 mod typed;
@@ -77,6 +78,7 @@ pub use exactly_once::*;
 pub use faults::*;
 pub use fleet::*;
 pub use keys::*;
+pub use meta::*;
 pub use proxy::*;
 pub use servers::*;
 pub use typed::*;
@@ -292,6 +294,13 @@ macro_rules! conformance_suite {
             typed_compare_and_swap,
             typed_flag_mismatch_keeps_the_client,
             typed_values_share_pymemcache_flags,
+            // the meta protocol
+            meta_calls_and_their_outcomes,
+            meta_binary_keys,
+            meta_quiet_batch_of_100,
+            meta_flags_newer_than_the_server_are_refused,
+            leases_give_exactly_one_fill,
+            stale_while_revalidate,
         );
     };
     (@tests $a:ty; $($name:ident),* $(,)?) => {

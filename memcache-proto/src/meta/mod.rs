@@ -39,7 +39,7 @@ pub use op::Meta;
 pub use outcome::{
     ArithOutcome, DeleteOutcome, GetOutcome, Lease, Leased, MetaItem, MetaOutcome, MetaOutput, SetOutcome,
 };
-pub use plan::{BatchPlan, plan_batch};
+pub use plan::{BatchPlan, BatchResults, check_versions, plan_batch, versions_for};
 pub use reply::{MetaReply, MetaStatus};
 pub use request::{MetaArith, MetaDelete, MetaGet, MetaRequest, MetaSet, MetaVerb, SetMode};
 pub use version::ServerVersion;

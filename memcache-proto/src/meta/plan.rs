@@ -1,73 +1,132 @@
-//! `meta_batch` over several servers: one quiet batch per server, results in input order.
+//! `meta_batch` over several servers, and the version checks before sending.
+//!
+//! A batch is split into one quiet batch per server (requests keep their order within a
+//! server); the answers, which come back per server in any order, are put back in input
+//! order. A request using a flag newer than the meta protocol's first stable release needs
+//! its server's version first: the client asks `version` of just those servers, and such a
+//! request fails alone with [`Error::Unsupported`] on an older server.
 
 use super::batch::MetaBatch;
+use super::op::Meta;
 use super::outcome::MetaOutcome;
 use super::request::MetaRequest;
-use crate::{Error, ServerAddr, ServerSelector};
+use super::version::ServerVersion;
+use crate::op::{KeyedOp, Version};
+use std::time::Instant;
 
-/// Where the results of each server's batch go in the caller's order.
+use crate::fleet::Fleet;
+use crate::{Error, ServerAddr};
+
+/// One result per request of a batch, in request order (what `meta_batch` returns).
+pub type BatchResults = Vec<Result<MetaOutcome, Error>>;
+
+/// The requests of each server, with their input positions, and the results known early.
 #[derive(Debug)]
 pub struct BatchPlan {
-    /// For each group, the input index of each of its requests.
-    slots: Vec<Vec<usize>>,
-    /// Results known before sending (a key no server could be picked for).
-    early: Vec<Option<Result<MetaOutcome, Error>>>,
+    groups: Vec<Group>,
+    results: Vec<Option<Result<MetaOutcome, Error>>>,
 }
 
-/// Groups `requests` by the server the selector picks for each key, keeping their order
-/// within a server. Returns each server's batch (in order of first appearance) and the plan
-/// that puts the answers back in input order with [`BatchPlan::merge`].
+#[derive(Debug)]
+struct Group {
+    server: ServerAddr,
+    requests: Vec<(usize, MetaRequest)>,
+    /// Input positions of the batch sent to this server.
+    sent: Vec<usize>,
+}
+
+/// The server a meta request for `key` goes to, as `get_multi` routes its keys: the
+/// selector's pick, or with ejection the next live server when that one is resting.
+fn pick(fleet: &Fleet, key: &[u8], now: Instant) -> Result<ServerAddr, Error> {
+    let server = fleet.selector().pick_server(key)?;
+    let health = fleet.health();
+    if health.policy().eject && health.is_resting(&server, now) {
+        return fleet.selector().pick_server_skipping(key, &|s| health.is_resting(s, now));
+    }
+    Ok(server)
+}
+
+/// Groups `requests` by the server each key goes to (in order of first appearance). A
+/// request whose server cannot be picked fails alone.
 pub fn plan_batch<R: Into<MetaRequest>>(
-    selector: &dyn ServerSelector,
+    fleet: &Fleet,
     requests: impl IntoIterator<Item = R>,
-) -> (Vec<(ServerAddr, MetaBatch)>, BatchPlan) {
-    let mut groups: Vec<(ServerAddr, Vec<MetaRequest>)> = Vec::new();
-    let mut slots: Vec<Vec<usize>> = Vec::new();
-    let mut early = Vec::new();
+    now: Instant,
+) -> BatchPlan {
+    let mut plan = BatchPlan { groups: Vec::new(), results: Vec::new() };
     for (i, request) in requests.into_iter().enumerate() {
         let request = request.into();
-        match selector.pick_server(request.wire_key().as_bytes()) {
-            Ok(server) => {
-                early.push(None);
-                let g = match groups.iter().position(|(s, _)| *s == server) {
-                    Some(g) => g,
-                    None => {
-                        groups.push((server, Vec::new()));
-                        slots.push(Vec::new());
-                        groups.len() - 1
-                    }
-                };
-                groups[g].1.push(request);
-                slots[g].push(i);
-            }
-            Err(e) => early.push(Some(Err(e))),
+        plan.results.push(None);
+        match pick(fleet, request.wire_key().as_bytes(), now) {
+            Ok(server) => match plan.groups.iter_mut().find(|g| g.server == server) {
+                Some(g) => g.requests.push((i, request)),
+                None => plan.groups.push(Group { server, requests: vec![(i, request)], sent: Vec::new() }),
+            },
+            Err(e) => plan.results[i] = Some(Err(e)),
         }
     }
-    let batches = groups.into_iter().map(|(s, r)| (s, MetaBatch::new(r))).collect();
-    (batches, BatchPlan { slots, early })
+    plan
 }
 
 impl BatchPlan {
-    /// Puts each server's answer (in the order of the batches [`plan_batch`] returned) back in
-    /// input order. A server that failed as a whole (timeout, connection error) fails each of
-    /// its requests with that error; an answer that is missing fails them with
-    /// [`Error::Closed`].
-    pub fn merge(
-        self,
-        answers: impl IntoIterator<Item = Result<Vec<Result<MetaOutcome, Error>>, Error>>,
-    ) -> Vec<Result<MetaOutcome, Error>> {
-        let mut results = self.early;
-        let mut answers = answers.into_iter();
-        for slots in self.slots {
-            match answers.next().unwrap_or(Err(Error::Closed)) {
+    /// A `version` request for every server that has a request needing a newer release
+    /// than the first stable meta protocol; empty in the common case.
+    pub fn versions_needed(&self) -> Vec<(ServerAddr, Version)> {
+        let needs = |g: &&Group| g.requests.iter().any(|(_, r)| r.required_version().is_some());
+        self.groups.iter().filter(needs).map(|g| (g.server.clone(), Version::new())).collect()
+    }
+
+    /// Fails, alone, each request that its server's version (or the failure to learn it)
+    /// rules out; the others stay in the plan.
+    pub fn apply_versions(&mut self, answers: Vec<(ServerAddr, Result<String, Error>)>) {
+        for (server, answer) in answers {
+            let Some(group) = self.groups.iter_mut().find(|g| g.server == server) else { continue };
+            let version = answer.and_then(|v| v.parse::<ServerVersion>());
+            let (keep, refused): (Vec<_>, Vec<_>) = std::mem::take(&mut group.requests)
+                .into_iter()
+                .map(|(i, r)| {
+                    let verdict = match (&version, r.required_version()) {
+                        (_, None) => Ok(()),
+                        (Ok(v), Some(_)) => r.check_version(*v),
+                        (Err(e), Some(_)) => Err(e.clone()),
+                    };
+                    (i, r, verdict)
+                })
+                .partition(|(_, _, verdict)| verdict.is_ok());
+            group.requests = keep.into_iter().map(|(i, r, _)| (i, r)).collect();
+            for (i, _, verdict) in refused {
+                self.results[i] = verdict.err().map(Err);
+            }
+        }
+    }
+
+    /// Each server's quiet batch, to send; call once.
+    pub fn take_batches(&mut self) -> Vec<(ServerAddr, MetaBatch)> {
+        let mut batches = Vec::new();
+        for g in self.groups.iter_mut().filter(|g| !g.requests.is_empty()) {
+            let (sent, requests): (Vec<usize>, Vec<MetaRequest>) =
+                std::mem::take(&mut g.requests).into_iter().unzip();
+            g.sent = sent;
+            batches.push((g.server.clone(), MetaBatch::new(requests)));
+        }
+        batches
+    }
+
+    /// Puts each server's answer back in input order. A server that failed as a whole
+    /// (timeout, connection error) fails each of its requests with that error; a request
+    /// with no answer at all fails with [`Error::Closed`].
+    pub fn merge(self, answers: Vec<(ServerAddr, Result<BatchResults, Error>)>) -> BatchResults {
+        let mut results = self.results;
+        for (server, answer) in answers {
+            let Some(group) = self.groups.iter().find(|g| g.server == server) else { continue };
+            match answer {
                 Ok(outcomes) => {
-                    let mut outcomes = outcomes.into_iter();
-                    for i in slots {
-                        results[i] = Some(outcomes.next().unwrap_or(Err(Error::Closed)));
+                    for (&i, outcome) in group.sent.iter().zip(outcomes) {
+                        results[i] = Some(outcome);
                     }
                 }
                 Err(e) => {
-                    for i in slots {
+                    for &i in &group.sent {
                         results[i] = Some(Err(e.clone()));
                     }
                 }
@@ -75,4 +134,28 @@ impl BatchPlan {
         }
         results.into_iter().map(|r| r.unwrap_or(Err(Error::Closed))).collect()
     }
+}
+
+/// The `version` request to send before `op` when it uses a flag newer than the first stable
+/// meta protocol (to the server its key goes to); empty otherwise.
+pub fn versions_for<O>(op: &Meta<O>, fleet: &Fleet, now: Instant) -> Result<Vec<(ServerAddr, Version)>, Error>
+where
+    Meta<O>: KeyedOp,
+{
+    if op.required_version().is_none() {
+        return Ok(Vec::new());
+    }
+    Ok(vec![(pick(fleet, op.key().as_bytes(), now)?, Version::new())])
+}
+
+/// [`Error::Unsupported`] when the server's answer to [`versions_for`] predates a flag of
+/// `op`; the error of the `version` request if it failed.
+pub fn check_versions<O>(
+    op: &Meta<O>,
+    answers: Vec<(ServerAddr, Result<String, Error>)>,
+) -> Result<(), Error> {
+    for (_, answer) in answers {
+        op.check_version(answer?.parse()?)?;
+    }
+    Ok(())
 }
