@@ -20,6 +20,10 @@ pub enum Workload {
     W3,
     /// 200 x (set, get) of 512 KiB values on one connection.
     W4,
+    /// W2 through the meta protocol: each round is a 100-key `meta_batch` of `mg`s (one quiet
+    /// batch per server) instead of a `get_multi`. Not a BENCH.md workload; its figure goes
+    /// beside W2's.
+    M2,
 }
 
 impl std::str::FromStr for Workload {
@@ -30,7 +34,8 @@ impl std::str::FromStr for Workload {
             "W2" => Ok(Workload::W2),
             "W3" => Ok(Workload::W3),
             "W4" => Ok(Workload::W4),
-            _ => Err(format!("unknown workload {s:?} (W1, W2, W3 or W4)")),
+            "M2" => Ok(Workload::M2),
+            _ => Err(format!("unknown workload {s:?} (W1, W2, W3, W4 or M2)")),
         }
     }
 }
@@ -124,6 +129,7 @@ pub fn run<A: Adapter>(workload: Workload, addr: &str, opts: &Options) -> Result
         let report = match workload {
             Workload::W1 => sequential::<A>(&client, Workload::W1, 0, 20_000, 100).await,
             Workload::W2 => w2::<A>(&client).await,
+            Workload::M2 => m2::<A>(&client).await,
             Workload::W3 => w3::<A>(&client, &opts).await,
             Workload::W4 => sequential::<A>(&client, Workload::W4, 100_000, 200, 524_288).await,
         };
@@ -196,6 +202,42 @@ async fn w2<A: Adapter>(c: &A::Client) -> Result<Report, String> {
     }
     let secs = start.elapsed().as_secs_f64();
     Ok(report(Workload::W2, 200_000, secs, &mut lat, None))
+}
+
+/// The 100 keys of W2's round `r`, and their indices.
+fn round_keys(r: usize) -> impl Iterator<Item = (usize, String)> {
+    (0..100).map(move |k| {
+        let i = (r * 7919 + k) % 10_000;
+        (i, key(i))
+    })
+}
+
+async fn m2<A: Adapter>(c: &A::Client) -> Result<Report, String> {
+    use memcache_proto::meta::{GetOutcome, MetaGet, MetaOutcome, MetaRequest};
+    let values = preload::<A>(c).await?;
+    let rounds: Vec<Vec<(usize, MetaRequest)>> = (0..2_000)
+        .map(|r| {
+            round_keys(r).map(|(i, k)| (i, MetaGet::new(k).expect("bench keys are valid").into())).collect()
+        })
+        .collect();
+    let mut lat = Vec::with_capacity(rounds.len());
+    let mut progress = Progress::new(Workload::M2);
+    let start = Instant::now();
+    for (r, round) in rounds.into_iter().enumerate() {
+        let (indices, requests): (Vec<usize>, Vec<MetaRequest>) = round.into_iter().unzip();
+        let t = Instant::now();
+        let got = A::meta_batch(c, requests).await;
+        lat.push(t.elapsed());
+        for (i, result) in indices.iter().zip(got) {
+            match result {
+                Ok(MetaOutcome::Get(GetOutcome::Hit(item))) if item.value[..] == values[*i][..] => {}
+                other => return Err(format!("round {r}: {} read as {other:?}", key(*i))),
+            }
+        }
+        progress.tick(lat.len() * 100);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    Ok(report(Workload::M2, 200_000, secs, &mut lat, None))
 }
 
 async fn w3<A: Adapter>(c: &A::Client, opts: &Options) -> Result<Report, String> {

@@ -1,7 +1,8 @@
-//! mcbench: the BENCH.md workloads (W1-W4) for the three client crates.
+//! mcbench: the BENCH.md workloads (W1-W4) for the three client crates, and M2 (W2's rounds
+//! as 100-key meta batches).
 //!
 //! ```text
-//! mcbench --adapter blocking|tokio|tokio-ct|async-std|smol|all --addr 127.0.0.1:PORT --workload W1|W2|W3|W4
+//! mcbench --adapter blocking|tokio|tokio-ct|async-std|smol|all --addr 127.0.0.1:PORT --workload W1|W2|W3|W4|M2
 //!         [--seconds 3] [--workers 32] [--conns N] [--busy-poll-us 0] [--repeat 1]
 //! ```
 //! Prints one JSON line per run on stdout (`--adapter all`: one per adapter, then a table on
