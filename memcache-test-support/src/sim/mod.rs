@@ -4,7 +4,7 @@
 //!
 //! The async client's trickiest code (pipelining, deadlines, pooling, cancellation) is
 //! runtime-neutral: it reaches the outside world only through
-//! [`Runtime`](memcache_proto::driver::Runtime) and
+//! [`Runtime`] and
 //! [`Transport`](memcache_proto::driver::Transport). [`SimRuntime`] implements both over
 //! this module, so a test runs the real client against [`SimServer`]s that answer from a
 //! script, stall, split replies, close, reset, send garbage or leave a flush pending, with
