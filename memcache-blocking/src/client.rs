@@ -103,16 +103,9 @@ impl Client {
     /// using them are done: each holds the pool until then), and starts a periodic
     /// re-resolution on its own thread when one is due.
     fn follow_fleet(&self) {
-        let fleet = &self.inner.fleet;
-        let departed = fleet.departed();
-        if !departed.is_empty() {
-            let mut pools = self.lock_pools();
-            departed.iter().for_each(|s| drop(pools.remove(s)));
-        }
-        if fleet.refresh_due(Instant::now()) {
-            let fleet = fleet.clone();
-            // A failed lookup keeps the name's last good addresses; nobody waits for this one.
-            std::thread::spawn(move || drop(fleet.refresh()));
+        let forget = |gone: &[ServerAddr]| gone.iter().for_each(|s| drop(self.lock_pools().remove(s)));
+        if let Some(refresh) = self.inner.fleet.tend(Instant::now(), forget) {
+            std::thread::spawn(refresh);
         }
     }
 

@@ -124,6 +124,24 @@ impl Fleet {
         self.selector.refresh()
     }
 
+    /// What a client does on each call to follow its fleet: `forget` receives the servers
+    /// that left the list (their pools go; calls in flight keep theirs until done), and the
+    /// job returned, if any, is a due re-resolution of the names, to run off the call path (it
+    /// blocks on DNS). A failed lookup keeps a name's last good addresses, so nobody waits for
+    /// the job's result.
+    pub fn tend(
+        self: &Arc<Self>,
+        now: Instant,
+        forget: impl FnOnce(&[ServerAddr]),
+    ) -> Option<impl FnOnce() + Send + 'static> {
+        let departed = self.departed();
+        if !departed.is_empty() {
+            forget(&departed);
+        }
+        let fleet = self.clone();
+        self.refresh_due(now).then_some(move || drop(fleet.refresh()))
+    }
+
     /// The servers that left the list since the last call (through
     /// [`set_servers`](Self::set_servers), a refresh that found new addresses, or the owner
     /// of a shared selector): the client closes their connections once their requests in

@@ -170,16 +170,12 @@ impl<R: Runtime> Client<R> {
     /// requests in flight on them are done: each holds the pool until then), and starts a
     /// periodic re-resolution on a blocking thread when one is due.
     fn follow_fleet(&self) {
-        let fleet = &self.inner.fleet;
-        let departed = fleet.departed();
-        if !departed.is_empty() {
+        let forget = |gone: &[ServerAddr]| {
             let mut pools = self.inner.pools.write().unwrap_or_else(|p| p.into_inner());
-            departed.iter().for_each(|s| drop(pools.remove(s)));
-        }
-        if fleet.refresh_due(R::now()) {
-            let fleet = fleet.clone();
-            // A failed lookup keeps the name's last good addresses; nobody waits for this one.
-            R::spawn(async move { drop(R::spawn_blocking(move || fleet.refresh()).await) });
+            gone.iter().for_each(|s| drop(pools.remove(s)));
+        };
+        if let Some(refresh) = self.inner.fleet.tend(R::now(), forget) {
+            R::spawn(R::spawn_blocking(refresh));
         }
     }
 

@@ -59,7 +59,7 @@ async fn keeps_every_guarantee<A: Adapter>() {
     proxy.set_mode(ProxyMode::Stall);
     let (res, took) = timed(|| A::get(&c, "d")).await;
     expect_err!(res, Error::Timeout, "get while the proxy stalls");
-    assert!(took < timeout * 2, "a stalled busy-polling get took {took:?} (timeout {timeout:?})");
+    assert!(took < timeout * 4, "a stalled busy-polling get took {took:?} (timeout {timeout:?})");
     assert!(took >= timeout / 2, "a stalled busy-polling get gave up after {took:?}");
     proxy.set_mode(ProxyMode::Pass);
     check_item(&expect_ok!(A::get(&c, "big").await, "get after a stall"), "big", &big, 3, "after stall");

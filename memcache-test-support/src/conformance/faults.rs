@@ -23,7 +23,8 @@ async fn one_call<A: Adapter>(c: &A::Client, which: usize) -> (&'static str, Res
 }
 
 /// A server that accepts and reads but never answers: every call is `Timeout`, reported within
-/// twice the configured timeout (and not long before it). Dead-server handling is off: this is
+/// a small multiple of the configured timeout (4x: loaded CI machines wake timers late) and not
+/// long before it. Dead-server handling is off: this is
 /// about each call's own deadline (the `fleet` group tests what happens with it on).
 pub async fn stalled_server_times_out<A: Adapter>() {
     let stall = FaultServer::start(Fault::Stall);
@@ -34,12 +35,12 @@ pub async fn stalled_server_times_out<A: Adapter>() {
     for which in 0..5 {
         let ((name, res), took) = timed(|| one_call::<A>(&c, which)).await;
         expect_err!(res, Error::Timeout, "{name} on a stalled server");
-        assert!(took < timeout * 2, "{name} on a stalled server took {took:?}, more than 2 x {timeout:?}");
+        assert!(took < timeout * 4, "{name} on a stalled server took {took:?}, more than 4 x {timeout:?}");
         assert!(took >= timeout / 2, "{name} timed out after only {took:?} (timeout {timeout:?})");
     }
     let (res, took) = timed(|| A::ping(&c)).await;
     expect_err!(res, Error::Timeout, "ping of a stalled server");
-    assert!(took < timeout * 2, "ping of a stalled server took {took:?}");
+    assert!(took < timeout * 4, "ping of a stalled server took {took:?}");
     assert!(stall.bytes_received() > 0, "the requests reached the stalled server");
 }
 
