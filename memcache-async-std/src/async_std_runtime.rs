@@ -10,7 +10,7 @@ use async_std::os::unix::net::UnixStream;
 use memcache_proto::Endpoint;
 use memcache_proto::driver::Runtime;
 
-use crate::{AsyncStream, Builder, Error, Stream, over_stream};
+use crate::Stream;
 
 /// The memcached client on async-std. See [`memcache_proto::driver::Client`] for its
 /// calls.
@@ -58,19 +58,14 @@ impl Runtime for AsyncStd {
     fn now() -> Instant {
         Instant::now()
     }
-}
 
-/// A client over one stream you connected yourself, with the default settings.
-///
-/// All calls are pipelined on that stream. It can't be reopened: once it fails (or a call
-/// times out, which closes it), calls fail with an IO error; make a new client then.
-#[cfg_attr(docsrs, doc(cfg(feature = "async-std")))]
-pub fn from_stream(stream: impl AsyncStream) -> Result<Client, Error> {
-    from_stream_with(stream, Client::builder())
-}
-
-/// [`from_stream`] with the settings of `builder` (its servers are ignored).
-#[cfg_attr(docsrs, doc(cfg(feature = "async-std")))]
-pub fn from_stream_with(stream: impl AsyncStream, builder: Builder<Client>) -> Result<Client, Error> {
-    over_stream(stream, builder)
+    /// TLS with futures-rustls over the fresh stream.
+    #[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
+    async fn handshake(
+        tls: &memcache_proto::tls::TlsConfig,
+        server: &crate::ServerAddr,
+        io: Stream,
+    ) -> Result<Stream, crate::Error> {
+        crate::tls_handshake(tls, server, io).await
+    }
 }

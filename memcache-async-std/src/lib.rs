@@ -33,24 +33,34 @@
 //!
 //! (Items that need a feature are marked so in the documentation built with all of them.)
 //!
-//! Both runtimes run the same conformance suite. `from_stream` (in either) hands the client
-//! a stream you connected yourself: TLS, a proxy, a stream from another runtime.
+//! Both runtimes run the same conformance suite.
+//!
+//! # Connectors and TLS
+//!
+//! `Builder::connector` with [`connector`] opens every connection your way (a proxy, a stream
+//! from another runtime, a Unix socket chosen per server), and the client reconnects through
+//! it after any failure. With the `tls` feature, `Builder::tls` secures every connection with
+//! rustls (futures-rustls; see `memcache_proto::tls`), in either runtime.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use futures_io::{AsyncRead, AsyncWrite};
-use memcache_proto::driver::{self, Connector, Runtime, Transport};
+use memcache_proto::driver::{Connector, Transport};
 use memcache_proto::io::read_into_spare;
 
 pub use memcache_proto::prelude::*;
+/// TLS settings ([`tls::TlsConfig`]) for `Builder::tls` (features `tls`, `tls-aws-lc-rs`).
+#[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
+pub use memcache_proto::tls;
 
 #[cfg(feature = "async-std")]
 mod async_std_runtime;
@@ -58,7 +68,7 @@ mod async_std_runtime;
 pub mod smol;
 
 #[cfg(feature = "async-std")]
-pub use async_std_runtime::{AsyncStd, Client, Typed, from_stream, from_stream_with};
+pub use async_std_runtime::{AsyncStd, Client, Typed};
 
 /// The crate's README (what crates.io shows), compiled and run here as doctests so that its
 /// code can't drift from the API.
@@ -70,7 +80,8 @@ struct ReadmeDoctests;
 pub trait AsyncStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> AsyncStream for T {}
 
-/// A connection's stream: a runtime's socket or one handed over with `from_stream`.
+/// A connection's stream: a runtime's socket, a stream a [`connector`] opened, or TLS over
+/// either.
 pub struct Stream(Box<dyn AsyncStream>);
 
 impl Stream {
@@ -108,35 +119,48 @@ impl Transport for Stream {
     }
 }
 
-/// A client on runtime `R` over one stream connected by the caller, with the settings of
-/// `builder` (its servers are ignored): what each runtime's `from_stream_with` is.
-#[cfg_attr(not(any(feature = "async-std", feature = "smol")), allow(dead_code))]
-fn over_stream<R: Runtime<Io = Stream>>(
-    stream: impl AsyncStream,
-    builder: Builder<driver::Client<R>>,
-) -> Result<driver::Client<R>, Error> {
-    let server = ServerAddr::custom("connected-stream");
-    let config = builder.selector(OnlyServer(server)).config()?;
-    let stream = Mutex::new(Some(Stream::new(stream)));
-    let connector: Connector<Stream> = Arc::new(move |_| {
-        let taken = stream.lock().unwrap_or_else(|p| p.into_inner()).take();
-        Box::pin(async move {
-            taken.ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "the connected stream is gone"))
-        })
-    });
-    Ok(driver::Client::with_connector(config, connector))
+/// A connector (for `Builder::connector`, in either runtime) from a closure that, given a
+/// server, connects to it any way it likes and returns a futures-io `AsyncRead + AsyncWrite`
+/// stream. It runs for every new connection, within the connect timeout, so the client
+/// reconnects through it after any failure.
+///
+/// ```no_run
+/// # #[cfg(feature = "smol")]
+/// # fn demo() -> Result<(), memcache_async_std::Error> {
+/// use memcache_async_std::{ServerAddr, connector, smol::Client};
+///
+/// // Reach every server through a Unix socket named after it.
+/// let client = Client::builder()
+///     .servers(["cache-a:11211"])
+///     .connector(connector(|server: &ServerAddr| {
+///         let path = format!("/run/memcached/{}.sock", server.as_str().replace(':', "-"));
+///         smol::net::unix::UnixStream::connect(path)
+///     }))
+///     .build()?;
+/// # Ok(())
+/// # }
+/// ```
+pub fn connector<F, Fut, S>(connect: F) -> Connector<Stream>
+where
+    F: Fn(&ServerAddr) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = io::Result<S>> + Send + 'static,
+    S: AsyncStream,
+{
+    Arc::new(move |server| {
+        let connecting = connect(server);
+        Box::pin(async move { Ok(Stream::new(connecting.await?)) })
+    })
 }
 
-/// A selector with exactly one server.
-#[derive(Debug)]
-struct OnlyServer(ServerAddr);
-
-impl ServerSelector for OnlyServer {
-    fn pick_server(&self, _key: &[u8]) -> Result<ServerAddr, Error> {
-        Ok(self.0.clone())
-    }
-
-    fn servers(&self) -> Vec<ServerAddr> {
-        vec![self.0.clone()]
-    }
+/// futures-rustls over a fresh stream: the TLS handshake of either runtime.
+#[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
+#[cfg_attr(not(any(feature = "async-std", feature = "smol")), allow(dead_code))]
+async fn tls_handshake(
+    tls: &memcache_proto::tls::TlsConfig,
+    server: &ServerAddr,
+    io: Stream,
+) -> Result<Stream, Error> {
+    let name = tls.server_name_for(server)?;
+    let connector = futures_rustls::TlsConnector::from(Arc::clone(tls.client_config()));
+    Ok(Stream::new(connector.connect(name, io.0).await?))
 }

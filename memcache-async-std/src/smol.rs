@@ -61,7 +61,7 @@ use ::smol::net::unix::UnixStream;
 use memcache_proto::Endpoint;
 use memcache_proto::driver::Runtime;
 
-use crate::{AsyncStream, Builder, Error, Stream, over_stream};
+use crate::Stream;
 
 /// The memcached client on smol, spawning its connection tasks on smol's global executor.
 /// See [`memcache_proto::driver::Client`] for its calls.
@@ -139,22 +139,14 @@ impl<S: Spawn> Runtime for Smol<S> {
     fn now() -> Instant {
         Instant::now()
     }
-}
 
-/// A client over one stream you connected yourself (a `smol::net::TcpStream`, a TLS stream,
-/// ...), with the default settings.
-///
-/// All calls are pipelined on that stream. It can't be reopened: once it fails (or a call
-/// times out, which closes it), calls fail with an IO error; make a new client then.
-pub fn from_stream(stream: impl AsyncStream) -> Result<Client, Error> {
-    from_stream_with(stream, Client::builder())
-}
-
-/// [`from_stream`] with the settings of `builder` (its servers are ignored) and the
-/// executor `S`.
-pub fn from_stream_with<S: Spawn>(
-    stream: impl AsyncStream,
-    builder: Builder<ClientOn<S>>,
-) -> Result<ClientOn<S>, Error> {
-    over_stream(stream, builder)
+    /// TLS with futures-rustls over the fresh stream.
+    #[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
+    async fn handshake(
+        tls: &memcache_proto::tls::TlsConfig,
+        server: &crate::ServerAddr,
+        io: Stream,
+    ) -> Result<Stream, crate::Error> {
+        crate::tls_handshake(tls, server, io).await
+    }
 }

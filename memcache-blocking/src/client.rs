@@ -13,7 +13,8 @@ use memcache_proto::retry::{self, Attempt};
 use memcache_proto::{Error, Limits, Response, ServerAddr};
 
 use crate::conn::Conn;
-use crate::pool::ServerPool;
+use crate::pool::{Checkout, ServerPool};
+use crate::socket::Connector;
 
 /// A memcached client over `std::net`. Cheap to clone (clones share the pools) and safe to
 /// share across threads.
@@ -31,6 +32,7 @@ pub struct Client {
 struct Inner {
     config: Config,
     fleet: Arc<Fleet>,
+    connector: Option<Connector>,
     pools: Mutex<HashMap<ServerAddr, Arc<ServerPool>>>,
     closed: AtomicBool,
 }
@@ -39,6 +41,15 @@ impl std::fmt::Debug for Conn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Conn")
     }
+}
+
+/// One server's part of a multi-server call after its slot was taken.
+#[allow(clippy::large_enum_variant)] // one per server of a call, moved once: boxing buys nothing
+enum Leg {
+    /// Sent (or failed to send) on a pooled connection.
+    Sent(Result<(), Error>, (Conn, bool, Arc<ServerPool>)),
+    /// A new connection is to be opened in the pool.
+    ToOpen(Arc<ServerPool>),
 }
 
 /// Expands the calls of [`memcache_proto::client_calls!`] as blocking methods.
@@ -62,10 +73,12 @@ impl FromConfig for Client {
     /// connections instead of reconnecting on every call.
     const DEFAULT_MAX_IDLE_CONNS: usize = 64;
 
-    fn from_config(config: Config) -> Result<Self, Error> {
+    type Connector = Connector;
+
+    fn from_config(config: Config, connector: Option<Connector>) -> Result<Self, Error> {
         let fleet = Arc::new(Fleet::from_config(&config, Instant::now()));
-        let inner =
-            Inner { config, fleet, pools: Mutex::new(HashMap::new()), closed: AtomicBool::new(false) };
+        let pools = Mutex::new(HashMap::new());
+        let inner = Inner { config, fleet, connector, pools, closed: AtomicBool::new(false) };
         Ok(Client { inner: Arc::new(inner) })
     }
 }
@@ -195,14 +208,38 @@ impl Client {
                 _ => groups.push((server, vec![op])),
             }
         }
-        let sent: Vec<_> = groups
+        // Every slot first, in that order; requests on pooled connections leave at once.
+        let reserved: Vec<_> = groups
             .into_iter()
             .map(|(server, ops)| {
                 let admitted = self.inner.fleet.admit(&server, Instant::now());
                 let lease = admitted.and_then(|permit| {
-                    let (mut conn, reused, pool) = self.checkout(&server, deadline)?;
-                    let sent = ops.iter().try_for_each(|op| conn.send(op.command(), deadline));
-                    Ok((permit, sent, (conn, reused, pool)))
+                    let (checkout, pool) = self.reserve(&server, deadline)?;
+                    let leg = match checkout {
+                        Checkout::Idle(mut conn) => {
+                            let sent = ops.iter().try_for_each(|op| conn.send(op.command(), deadline));
+                            Leg::Sent(sent, (conn, true, pool))
+                        }
+                        Checkout::Open => Leg::ToOpen(pool),
+                    };
+                    Ok((permit, leg))
+                });
+                (server, ops, lease)
+            })
+            .collect();
+        // Then the new connections: a connect or TLS handshake to a stalled server may take
+        // the whole deadline, and the other servers' requests are already on their way.
+        let sent: Vec<_> = reserved
+            .into_iter()
+            .map(|(server, ops, lease)| {
+                let lease = lease.and_then(|(permit, leg)| match leg {
+                    Leg::Sent(sent, held) => Ok((permit, sent, held)),
+                    Leg::ToOpen(pool) => {
+                        let mut conn =
+                            pool.open(&server, &self.inner.config, self.inner.connector.as_ref())?;
+                        let sent = ops.iter().try_for_each(|op| conn.send(op.command(), deadline));
+                        Ok((permit, sent, (conn, false, pool)))
+                    }
                 });
                 (server, ops, lease)
             })
@@ -273,18 +310,28 @@ impl Client {
             .collect()
     }
 
+    /// An idle connection to `server` or the right to open one, and the pool they belong to.
+    fn reserve(&self, server: &ServerAddr, deadline: Instant) -> Result<(Checkout, Arc<ServerPool>), Error> {
+        let pool = self.pool(server)?;
+        Ok((pool.reserve(server, &self.inner.config, deadline)?, pool))
+    }
+
+    fn pool(&self, server: &ServerAddr) -> Result<Arc<ServerPool>, Error> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(self.lock_pools().entry(server.clone()).or_insert_with(|| Arc::new(ServerPool::new())).clone())
+    }
+
     /// A connection to `server` (`true`: reused from the pool) and the pool it goes back to.
     fn checkout(
         &self,
         server: &ServerAddr,
         deadline: Instant,
     ) -> Result<(Conn, bool, Arc<ServerPool>), Error> {
-        if self.inner.closed.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
-        let pool =
-            self.lock_pools().entry(server.clone()).or_insert_with(|| Arc::new(ServerPool::new())).clone();
-        let (conn, reused) = pool.checkout(server, &self.inner.config, deadline)?;
+        let pool = self.pool(server)?;
+        let (conn, reused) =
+            pool.checkout(server, &self.inner.config, self.inner.connector.as_ref(), deadline)?;
         Ok((conn, reused, pool))
     }
 

@@ -1,62 +1,38 @@
 //! One socket and its protocol state: the only place this crate moves bytes.
 
-use std::io::{self, Read, Write};
-use std::net::TcpStream;
-#[cfg(unix)]
-use std::os::unix::net::UnixStream;
+use std::io;
 use std::time::{Duration, Instant};
 
 use memcache_proto::config::{self, Config};
 use memcache_proto::io::read_into_spare;
-use memcache_proto::resolve;
-use memcache_proto::{Connection, Endpoint, Error, Response, ServerAddr};
+use memcache_proto::{Connection, Error, Response, ServerAddr};
 
-enum Stream {
-    Tcp(TcpStream),
-    #[cfg(unix)]
-    Unix(UnixStream),
-}
+use crate::socket::{Connector, Socket};
+
+/// The socket as the connection uses it: timeouts given as plain durations.
+struct Stream(Box<dyn Socket>);
 
 impl Stream {
-    fn io(&mut self) -> &mut dyn ReadWrite {
-        match self {
-            Stream::Tcp(s) => s,
-            #[cfg(unix)]
-            Stream::Unix(s) => s,
-        }
+    fn io(&mut self) -> &mut Box<dyn Socket> {
+        &mut self.0
     }
 
     fn set_read_timeout(&self, t: Duration) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.set_read_timeout(Some(t)),
-            #[cfg(unix)]
-            Stream::Unix(s) => s.set_read_timeout(Some(t)),
-        }
+        self.0.set_read_timeout(Some(t))
     }
 
     fn set_nonblocking(&self, on: bool) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.set_nonblocking(on),
-            #[cfg(unix)]
-            Stream::Unix(s) => s.set_nonblocking(on),
-        }
+        self.0.set_nonblocking(on)
     }
 
     fn set_write_timeout(&self, t: Duration) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.set_write_timeout(Some(t)),
-            #[cfg(unix)]
-            Stream::Unix(s) => s.set_write_timeout(Some(t)),
-        }
+        self.0.set_write_timeout(Some(t))
     }
 }
 
 /// Reads a call past its deadline may still make (of at most 64 KiB each): enough for a reply
 /// that had already arrived, and a bound against a peer that never stops sending.
 const DRAIN_READS: usize = 4;
-
-trait ReadWrite: Read + Write {}
-impl<T: Read + Write> ReadWrite for T {}
 
 /// A connection to one server: socket plus [`Connection`] state.
 pub(crate) struct Conn {
@@ -74,8 +50,14 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub(crate) fn connect(addr: &ServerAddr, config: &Config) -> Result<Conn, Error> {
-        let stream = Self::open(addr, config.connect_timeout)?;
+    /// Opens a connection (with `connector` if there is one, then the TLS handshake if
+    /// configured), all within the connect timeout.
+    pub(crate) fn connect(
+        addr: &ServerAddr,
+        config: &Config,
+        connector: Option<&Connector>,
+    ) -> Result<Conn, Error> {
+        let stream = Stream(crate::socket::open(addr, config, connector)?);
         // The calls' timeout from now on, not the connect timeout: each call shortens it to
         // what is left of its deadline.
         stream.set_write_timeout(config.timeout)?;
@@ -89,35 +71,6 @@ impl Conn {
             wrote: false,
             busy_poll: config.busy_poll,
         })
-    }
-
-    /// Connects to the first of `addr`'s addresses that accepts, within `timeout` shared
-    /// between them (see [`resolve::attempt_timeout`]); the last failure otherwise.
-    fn open(addr: &ServerAddr, timeout: Duration) -> Result<Stream, Error> {
-        let start = Instant::now();
-        let endpoints = addr.endpoints();
-        let mut failure = Error::Timeout;
-        for (i, endpoint) in endpoints.iter().enumerate() {
-            let left = timeout.saturating_sub(start.elapsed());
-            if left.is_zero() {
-                break;
-            }
-            let attempt = match endpoint {
-                Endpoint::Tcp(sa) => {
-                    TcpStream::connect_timeout(sa, resolve::attempt_timeout(left, endpoints.len() - i))
-                        .and_then(|s| s.set_nodelay(true).map(|()| Stream::Tcp(s)))
-                }
-                #[cfg(unix)]
-                Endpoint::Unix(path) => UnixStream::connect(path).map(Stream::Unix),
-                #[allow(unreachable_patterns)]
-                _ => return Err(Error::BadAddress(addr.to_string())),
-            };
-            match attempt {
-                Ok(stream) => return Ok(stream),
-                Err(e) => failure = e.into(),
-            }
-        }
-        Err(failure)
     }
 
     /// Queues `command` and writes everything queued, each write bounded by what is left

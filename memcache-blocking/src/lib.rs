@@ -33,8 +33,13 @@ struct ReadmeDoctests;
 mod client;
 mod conn;
 mod pool;
+mod socket;
 mod typed;
 
 pub use client::Client;
 pub use memcache_proto::prelude::*;
+/// TLS settings ([`tls::TlsConfig`]) for `Builder::tls` (features `tls`, `tls-aws-lc-rs`).
+#[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
+pub use memcache_proto::tls;
+pub use socket::{Connector, Socket, connect, connector};
 pub use typed::Typed;

@@ -9,6 +9,16 @@ use memcache_proto::observe::{CloseReason, ConnectionEvent, PoolCounters, PoolSt
 use memcache_proto::{Error, ServerAddr};
 
 use crate::conn::Conn;
+use crate::socket::Connector;
+
+/// What [`ServerPool::reserve`] got.
+#[allow(clippy::large_enum_variant)] // one per server of a call, moved once: boxing buys nothing
+pub(crate) enum Checkout {
+    /// A pooled connection, checked alive.
+    Idle(Conn),
+    /// The right to open one ([`ServerPool::open`]).
+    Open,
+}
 
 /// The connections to one server. A caller takes an idle one, or opens one while fewer than
 /// the bound are open, or waits (until its deadline) for one to come back.
@@ -48,8 +58,36 @@ impl ServerPool {
         &self,
         server: &ServerAddr,
         config: &Config,
+        connector: Option<&Connector>,
         deadline: Instant,
     ) -> Result<(Conn, bool), Error> {
+        match self.reserve(server, config, deadline)? {
+            Checkout::Idle(conn) => Ok((conn, true)),
+            Checkout::Open => self.connect(server, config, connector),
+        }
+    }
+
+    /// Opens the connection a [`Checkout::Open`] reserved; the reservation is given back if
+    /// that fails.
+    pub(crate) fn open(
+        &self,
+        server: &ServerAddr,
+        config: &Config,
+        connector: Option<&Connector>,
+    ) -> Result<Conn, Error> {
+        self.connect(server, config, connector).map(|(conn, _)| conn)
+    }
+
+    /// An idle connection, or the right to open one (counted as open from now on), waiting
+    /// until `deadline` while every connection is busy. Opening is left to the caller, so a
+    /// call to several servers can first send on the connections it already has: a slow
+    /// connect or TLS handshake to one server then does not hold up the others' requests.
+    pub(crate) fn reserve(
+        &self,
+        server: &ServerAddr,
+        config: &Config,
+        deadline: Instant,
+    ) -> Result<Checkout, Error> {
         let mut state = self.lock();
         loop {
             if state.closed {
@@ -60,7 +98,7 @@ impl ServerPool {
                 // A connection that died while idle is replaced before anything is written
                 // to it, so that the request can't be lost with it (see `memcache_proto::retry`).
                 if conn.is_alive() && conn.reset_timeout(config.timeout).is_ok() {
-                    return Ok((conn, true));
+                    return Ok(Checkout::Idle(conn));
                 }
                 self.close_one(server, config, conn, CloseReason::ServerClosed);
                 state = self.lock();
@@ -68,8 +106,7 @@ impl ServerPool {
             }
             if config.max_conns_per_server.is_none_or(|cap| state.open < cap) {
                 state.open += 1;
-                drop(state);
-                return self.connect(server, config);
+                return Ok(Checkout::Open);
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -86,9 +123,14 @@ impl ServerPool {
     }
 
     /// Opens a connection the pool already counted as open.
-    fn connect(&self, server: &ServerAddr, config: &Config) -> Result<(Conn, bool), Error> {
+    fn connect(
+        &self,
+        server: &ServerAddr,
+        config: &Config,
+        connector: Option<&Connector>,
+    ) -> Result<(Conn, bool), Error> {
         let started = Instant::now();
-        let result = Conn::connect(server, config);
+        let result = Conn::connect(server, config, connector);
         let observer = config.observer.as_deref();
         match &result {
             Ok(_) => {

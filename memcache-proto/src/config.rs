@@ -56,6 +56,9 @@ pub struct Config {
     pub busy_poll: Duration,
     /// Hears every operation and connection event, if set (see [`Builder::observer`]).
     pub observer: Option<Arc<dyn Observer>>,
+    /// TLS for every connection ([`Builder::tls`]); `None`: plain text.
+    #[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl fmt::Debug for Config {
@@ -71,12 +74,12 @@ impl fmt::Debug for Config {
             .field("failure_policy", &self.failure_policy)
             .field("resolve_every", &self.resolve_every)
             .field("observer", &self.observer.is_some())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
 /// Builds an adapter's client `C` (`Client::builder()` in every adapter returns one).
-pub struct Builder<C> {
+pub struct Builder<C: FromConfig> {
     servers: Option<Vec<String>>,
     selector: Option<Arc<dyn ServerSelector>>,
     timeout: Duration,
@@ -89,6 +92,9 @@ pub struct Builder<C> {
     failure_policy: FailurePolicy,
     resolve_every: Option<Duration>,
     observer: Option<Arc<dyn Observer>>,
+    connector: Option<C::Connector>,
+    #[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
+    tls: Option<crate::tls::TlsConfig>,
     client: PhantomData<fn() -> C>,
 }
 
@@ -96,8 +102,12 @@ pub struct Builder<C> {
 pub trait FromConfig: Sized {
     /// [`Builder::max_idle_conns`]'s default for this client.
     const DEFAULT_MAX_IDLE_CONNS: usize = DEFAULT_MAX_IDLE_CONNS;
+    /// What opens the client's connections instead of its default sockets
+    /// ([`Builder::connector`]); each adapter has its own, for its own kind of stream.
+    type Connector;
+
     /// Makes the client. No connection is opened until the first call.
-    fn from_config(config: Config) -> Result<Self, Error>;
+    fn from_config(config: Config, connector: Option<Self::Connector>) -> Result<Self, Error>;
 }
 
 impl<C: FromConfig> Default for Builder<C> {
@@ -115,6 +125,9 @@ impl<C: FromConfig> Default for Builder<C> {
             failure_policy: FailurePolicy::default(),
             resolve_every: None,
             observer: None,
+            connector: None,
+            #[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
+            tls: None,
             client: PhantomData,
         }
     }
@@ -224,12 +237,38 @@ impl<C: FromConfig> Builder<C> {
         self
     }
 
-    /// Resolves the servers and makes the client; no connection is opened yet.
-    pub fn build(self) -> Result<C, Error> {
-        C::from_config(self.config()?)
+    /// Opens every connection with `connector` instead of the adapter's own TCP or Unix
+    /// socket: gomemcache's `DialContext`. Each adapter's `connector(..)` function makes one
+    /// from a closure that, given a [`ServerAddr`](crate::ServerAddr), returns its kind of
+    /// stream (`Read + Write` for blocking, Tokio's or futures-io's `AsyncRead + AsyncWrite`).
+    /// It runs for every new connection, inside [`connect_timeout`](Self::connect_timeout),
+    /// so a client reconnects through it after any failure. With [`tls`](Self::tls) too, the
+    /// handshake runs over the stream it returns.
+    pub fn connector(mut self, connector: C::Connector) -> Self {
+        self.connector = Some(connector);
+        self
     }
 
-    /// Resolves the servers into the [`Config`] that [`build`](Self::build) passes on.
+    /// Secures every connection with TLS: each new connection (plain, or from the
+    /// [`connector`](Self::connector)) handshakes within the connect timeout and verifies the
+    /// server as [`TlsConfig`](crate::tls::TlsConfig) says. Servers on Unix sockets are
+    /// refused by [`build`](Self::build).
+    #[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
+    #[cfg_attr(docsrs, doc(cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))))]
+    pub fn tls(mut self, tls: crate::tls::TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Resolves the servers and makes the client; no connection is opened yet.
+    pub fn build(mut self) -> Result<C, Error> {
+        let connector = self.connector.take();
+        C::from_config(self.config()?, connector)
+    }
+
+    /// Resolves the servers into the [`Config`] that [`build`](Self::build) passes on (the
+    /// connector, adapter-specific, is not part of it). Fails for TLS settings that cannot
+    /// work with these servers.
     pub fn config(self) -> Result<Config, Error> {
         let selector: Arc<dyn ServerSelector> = match (self.selector, self.servers) {
             (Some(selector), _) => selector,
@@ -237,6 +276,8 @@ impl<C: FromConfig> Builder<C> {
             (None, None) => Arc::new(ServerList::default()),
         };
         Health::validate(&self.failure_policy, selector.as_ref())?;
+        #[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
+        let tls = self.tls.map(|tls| tls.check(&selector.servers()).map(|()| tls)).transpose()?;
         Ok(Config {
             selector,
             failure_policy: self.failure_policy,
@@ -249,11 +290,13 @@ impl<C: FromConfig> Builder<C> {
             limits: self.limits,
             busy_poll: self.busy_poll,
             observer: self.observer,
+            #[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
+            tls,
         })
     }
 }
 
-impl<C> fmt::Debug for Builder<C> {
+impl<C: FromConfig> fmt::Debug for Builder<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Builder").field("servers", &self.servers).field("timeout", &self.timeout).finish()
     }

@@ -11,7 +11,9 @@ use crate::{Command, Ketama, ServerList};
 struct NoClient;
 
 impl crate::config::FromConfig for NoClient {
-    fn from_config(_: crate::config::Config) -> Result<Self, Error> {
+    type Connector = ();
+
+    fn from_config(_: crate::config::Config, _: Option<()>) -> Result<Self, Error> {
         Ok(NoClient)
     }
 }

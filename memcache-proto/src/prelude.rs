@@ -5,4 +5,6 @@ pub use crate::codec;
 pub use crate::config::Builder;
 pub use crate::meta;
 pub use crate::multi::MultiOutcome;
-pub use crate::{Error, FailurePolicy, Item, Ketama, ServerAddr, ServerList, ServerSelector};
+pub use crate::{
+    Error, FailurePolicy, Item, Ketama, ServerAddr, ServerList, ServerSelector, TlsError, TlsFailure,
+};

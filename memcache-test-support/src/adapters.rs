@@ -8,12 +8,14 @@
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use memcache_proto::Error;
 use memcache_proto::codec::Codec;
-use memcache_proto::config::Builder;
+use memcache_proto::config::{Builder, FromConfig};
 use memcache_proto::driver::{self, Runtime};
+use memcache_proto::{Error, ServerAddr};
 
 use crate::conformance::{Adapter, ClientConfig, Res};
 
@@ -50,9 +52,19 @@ macro_rules! forward_calls {
     )*};
 }
 
-/// Applies a suite [`ClientConfig`] to any adapter's builder.
-pub fn configure<C: memcache_proto::config::FromConfig>(cfg: &ClientConfig) -> Result<C, Error> {
+/// Applies a suite [`ClientConfig`] to any adapter's builder; `counting` makes the adapter's
+/// connector that counts connections ([`ClientConfig::count_connections`]).
+pub fn configure<C: FromConfig>(
+    cfg: &ClientConfig,
+    counting: impl FnOnce(Arc<AtomicUsize>) -> C::Connector,
+) -> Result<C, Error> {
     let mut b = Builder::<C>::new().servers(&cfg.servers);
+    if let Some(tls) = &cfg.tls {
+        b = b.tls(tls.clone());
+    }
+    if let Some(counter) = &cfg.count_connections {
+        b = b.connector(counting(Arc::clone(counter)));
+    }
     if let Some(t) = cfg.timeout {
         b = b.timeout(t);
     }
@@ -98,11 +110,48 @@ pub trait Executor: 'static {
         F::Output: Send + 'static;
 }
 
+/// A runtime whose adapter crate's public `connector(..)` the suite can exercise.
+pub trait TestRuntime: Runtime {
+    /// A connector made with the adapter's `connector(..)`: counts each connection in
+    /// `counter`, then connects to the server's TCP address with the runtime's own socket.
+    fn counting_connector(counter: Arc<AtomicUsize>) -> driver::Connector<Self::Io>;
+}
+
+impl TestRuntime for memcache_tokio::Tokio {
+    fn counting_connector(counter: Arc<AtomicUsize>) -> driver::Connector<Self::Io> {
+        memcache_tokio::connector(move |server: &ServerAddr| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::net::TcpStream::connect(server.to_string())
+        })
+    }
+}
+
+#[cfg(feature = "async-std")]
+impl TestRuntime for memcache_async_std::AsyncStd {
+    fn counting_connector(counter: Arc<AtomicUsize>) -> driver::Connector<Self::Io> {
+        memcache_async_std::connector(move |server: &ServerAddr| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let addr = server.to_string();
+            async move { async_std::net::TcpStream::connect(addr).await }
+        })
+    }
+}
+
+#[cfg(feature = "smol")]
+impl TestRuntime for memcache_async_std::smol::Smol {
+    fn counting_connector(counter: Arc<AtomicUsize>) -> driver::Connector<Self::Io> {
+        memcache_async_std::connector(move |server: &ServerAddr| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            smol::net::TcpStream::connect(server.to_string())
+        })
+    }
+}
+
 /// The async client on runtime `R`, tested on executor `E`.
 #[derive(Debug)]
 pub struct AsyncAdapter<R, E>(PhantomData<fn() -> (R, E)>);
 
-impl<R: Runtime, E: Executor> Adapter for AsyncAdapter<R, E> {
+impl<R: TestRuntime, E: Executor> Adapter for AsyncAdapter<R, E> {
     type Client = driver::Client<R>;
     const NAME: &'static str = E::NAME;
 
@@ -127,7 +176,7 @@ impl<R: Runtime, E: Executor> Adapter for AsyncAdapter<R, E> {
         R::timeout(d, f)
     }
     fn connect(cfg: ClientConfig) -> Res<Self::Client> {
-        configure(&cfg)
+        configure(&cfg, R::counting_connector)
     }
     memcache_proto::client_calls!(forward_calls; c.await);
 
@@ -282,7 +331,12 @@ impl Adapter for Blocking {
         Some(f.await)
     }
     fn connect(cfg: ClientConfig) -> Res<Self::Client> {
-        configure(&cfg)
+        configure(&cfg, |counter| {
+            memcache_blocking::connector(move |server, timeout| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                memcache_blocking::connect(server, timeout)
+            })
+        })
     }
     memcache_proto::client_calls!(forward_calls; c);
 

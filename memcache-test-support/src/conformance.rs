@@ -11,6 +11,11 @@
 //! which expands to one `#[test]` per test function of this module, each running
 //! `conformance::<name>::<MyAdapter>()` on [`Adapter::block_on`] under a watchdog.
 //!
+//! The same groups run over TLS in a test binary of their own per adapter
+//! (`tests/conformance_tls.rs`: `conformance_suite!(tls MyAdapter)`): there every
+//! [`Memcached::start`](crate::memcached::Memcached::start) starts `memcached -Z` with test
+//! certificates (see [`crate::tls`]) and every client the suite builds trusts them.
+//!
 //! Every test starts its own real `memcached` servers ([`Memcached`](crate::memcached::Memcached))
 //! and, for faults, its own [`FaultServer`](crate::fault::FaultServer)s and
 //! [`Proxy`](crate::fault::Proxy)s, so tests run in parallel. Nothing in here is specific to an
@@ -66,6 +71,7 @@ mod keys;
 mod meta;
 mod proxy;
 mod servers;
+mod tls;
 mod typed;
 mod util;
 
@@ -81,6 +87,7 @@ pub use keys::*;
 pub use meta::*;
 pub use proxy::*;
 pub use servers::*;
+pub use tls::*;
 pub use typed::*;
 pub use util::XorShift;
 
@@ -110,6 +117,11 @@ pub struct ClientConfig {
     pub selector: Option<Arc<dyn ServerSelector>>,
     /// Periodic re-resolution (`Builder::resolve_every`).
     pub resolve_every: Option<Duration>,
+    /// TLS (`Builder::tls`). In a TLS run the suite sets the test CA's config when `None`.
+    pub tls: Option<memcache_proto::tls::TlsConfig>,
+    /// Open connections through a connector (`Builder::connector`) that counts them here and
+    /// then connects as the adapter would.
+    pub count_connections: Option<Arc<std::sync::atomic::AtomicUsize>>,
 }
 
 impl ClientConfig {
@@ -124,6 +136,8 @@ impl ClientConfig {
             failure_policy: None,
             selector: None,
             resolve_every: None,
+            tls: None,
+            count_connections: None,
         }
     }
 
@@ -142,6 +156,18 @@ impl ClientConfig {
     /// Looks the server names up again every `interval`.
     pub fn resolve_every(mut self, interval: Duration) -> ClientConfig {
         self.resolve_every = Some(interval);
+        self
+    }
+
+    /// Secures the connections with `tls`.
+    pub fn tls(mut self, tls: memcache_proto::tls::TlsConfig) -> ClientConfig {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Opens connections through a connector that counts them in `counter`.
+    pub fn count_connections(mut self, counter: Arc<std::sync::atomic::AtomicUsize>) -> ClientConfig {
+        self.count_connections = Some(counter);
         self
     }
 
@@ -301,16 +327,73 @@ macro_rules! conformance_suite {
             meta_flags_newer_than_the_server_are_refused,
             leases_give_exactly_one_fill,
             stale_while_revalidate,
+            // connectors and TLS
+            custom_connector_opens_every_connection,
+            mtls_client_certificates_and_trust,
+            tls_server_restart_is_survived,
+            tls_to_a_unix_socket_is_refused_at_build,
+        );
+    };
+    // The groups that make sense over TLS (the Unix-socket test does not: TLS over a Unix
+    // socket is refused), each against `memcached -Z`. Use it in a test binary of its own.
+    (tls $a:ty) => {
+        $crate::conformance_suite!(@run run_tls $a;
+            // basic
+            get_hit_miss_and_cas,
+            get_multi_skips_missing_keys,
+            store_verbs_and_not_stored,
+            compare_and_swap_semantics,
+            delete_and_delete_lock,
+            increment_and_decrement,
+            incr_on_non_number_keeps_connection,
+            touch_and_get_and_touch,
+            flags_and_expiration,
+            duration_max_timeouts_mean_no_deadline,
+            // keys and values
+            empty_and_binary_values,
+            longest_and_non_ascii_keys,
+            large_value_round_trip,
+            oversized_value_refused_then_client_works,
+            malformed_keys_never_reach_the_wire,
+            // several servers
+            get_multi_across_three_servers_uses_gomemcache_hashing,
+            flush_all_reaches_every_server,
+            ping_reaches_every_server,
+            stats_keyed_by_server,
+            close_releases_connections,
+            get_multi_asks_servers_concurrently,
+            get_multi_partial_keeps_healthy_results,
+            // faults
+            stalled_server_times_out,
+            stalled_server_does_not_block_others,
+            broken_connections_are_reported_and_never_reused,
+            recovers_after_proxy_faults,
+            recovers_after_server_restart,
+            dribbled_replies_are_correct,
+            late_reply_never_reaches_a_later_call,
+            // concurrency
+            sixteen_workers_share_one_client,
         );
     };
     (@tests $a:ty; $($name:ident),* $(,)?) => {
+        $crate::conformance_suite!(@run run $a; $($name),*);
+    };
+    (@run $run:ident $a:ty; $($name:ident),* $(,)?) => {
         $(
             #[test]
             fn $name() {
-                $crate::conformance::run::<$a, _>(stringify!($name), $crate::conformance::$name::<$a>);
+                $crate::conformance::$run::<$a, _>(stringify!($name), $crate::conformance::$name::<$a>);
             }
         )*
     };
+}
+
+/// [`run`] in a TLS run: every server this process starts serves TLS
+/// ([`serve_tls_by_default`](crate::tls::serve_tls_by_default)) and every client the suite
+/// builds trusts it.
+pub fn run_tls<A: Adapter, F: Future<Output = ()> + 'static>(name: &str, make: fn() -> F) {
+    crate::tls::serve_tls_by_default();
+    run::<A, F>(name, make)
 }
 
 /// Runs one test: `make()`'s future on [`Adapter::block_on`], on its own thread, failing the test
@@ -383,7 +466,12 @@ where
 }
 
 /// Builds a client, panicking with the adapter's error if that fails.
-pub(crate) fn client<A: Adapter>(cfg: ClientConfig) -> A::Client {
+///
+/// In a TLS run ([`run_tls`]) a config without TLS gets the test CA's.
+pub(crate) fn client<A: Adapter>(mut cfg: ClientConfig) -> A::Client {
+    if cfg.tls.is_none() && crate::tls::tls_by_default() {
+        cfg.tls = Some(crate::tls::pki().client());
+    }
     let shown = format!("{cfg:?}");
     expect_ok!(A::connect(cfg), "{}: building a client with {shown}", A::NAME)
 }

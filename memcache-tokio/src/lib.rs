@@ -16,6 +16,10 @@
 //! order), each call has a deadline (default 100 ms), and dropping a call's future at any
 //! point is safe: its reply is read and discarded, never handed to another caller. The
 //! client needs a Tokio runtime with IO and time enabled, and spawns one task per connection.
+//!
+//! `Builder::connector` with [`connector`] opens connections your way (any Tokio
+//! `AsyncRead + AsyncWrite`); with the `tls` feature, `Builder::tls` secures every connection
+//! with rustls (see `memcache_proto::tls`).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -26,23 +30,28 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+use std::fmt;
 use std::future::Future;
 use std::io::{self, Read};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use memcache_proto::Endpoint;
-use memcache_proto::driver::{Runtime, Transport};
+use memcache_proto::driver::{Connector, Runtime, Transport};
 use memcache_proto::io::read_into_spare;
 use socket2::SockRef;
-use tokio::io::AsyncWrite;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 #[cfg(unix)]
 use tokio::net::UnixStream;
 
 pub use memcache_proto::prelude::*;
+/// TLS settings ([`tls::TlsConfig`]) for `Builder::tls` (features `tls`, `tls-aws-lc-rs`).
+#[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
+pub use memcache_proto::tls;
 
 /// The memcached client on Tokio. See [`memcache_proto::driver::Client`] for its calls.
 pub type Client = memcache_proto::driver::Client<Tokio>;
@@ -55,14 +64,77 @@ pub type Typed<C, T> = memcache_proto::driver::Typed<Tokio, C, T>;
 #[derive(Debug, Clone, Copy)]
 pub struct Tokio;
 
-/// A Tokio TCP or Unix stream.
-#[derive(Debug)]
+/// A connection's stream: a Tokio TCP or Unix socket, or any other stream (one a
+/// [`connector`] opened, or a TLS session).
+#[non_exhaustive]
 pub enum Stream {
     /// TCP.
     Tcp(TcpStream),
     /// A Unix domain socket.
     #[cfg(unix)]
     Unix(UnixStream),
+    /// A stream from a [`connector`], or TLS over any of these.
+    Custom(Box<dyn AsyncStream>),
+}
+
+impl fmt::Debug for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Stream::Tcp(s) => f.debug_tuple("Tcp").field(s).finish(),
+            #[cfg(unix)]
+            Stream::Unix(s) => f.debug_tuple("Unix").field(s).finish(),
+            Stream::Custom(_) => f.write_str("Custom"),
+        }
+    }
+}
+
+/// Any Tokio byte stream the client can run over.
+pub trait AsyncStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> AsyncStream for T {}
+
+impl Stream {
+    /// The stream as a trait object, for wrapping (TLS) without caring which socket it is.
+    #[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
+    fn into_boxed(self) -> Box<dyn AsyncStream> {
+        match self {
+            Stream::Tcp(s) => Box::new(s),
+            #[cfg(unix)]
+            Stream::Unix(s) => Box::new(s),
+            Stream::Custom(s) => s,
+        }
+    }
+}
+
+/// A connector (for `Builder::connector`) from a closure that, given a server, connects to it
+/// any way it likes and returns a Tokio `AsyncRead + AsyncWrite` stream. It runs for every new
+/// connection, within the connect timeout; the client reconnects through it after failures.
+/// Busy polling ([`Builder::busy_poll`]) applies to the client's own sockets only.
+///
+/// ```no_run
+/// use memcache_tokio::{Client, ServerAddr, connector};
+///
+/// # fn demo() -> Result<(), memcache_tokio::Error> {
+/// // Reach every server through a Unix socket named after it.
+/// let client = Client::builder()
+///     .servers(["cache-a:11211"])
+///     .connector(connector(|server: &ServerAddr| {
+///         let path = format!("/run/memcached/{}.sock", server.as_str().replace(':', "-"));
+///         tokio::net::UnixStream::connect(path)
+///     }))
+///     .build()?;
+/// # Ok(())
+/// # }
+/// ```
+pub fn connector<F, Fut, S>(connect: F) -> Connector<Stream>
+where
+    F: Fn(&ServerAddr) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = io::Result<S>> + Send + 'static,
+    S: AsyncStream,
+{
+    Arc::new(move |server| {
+        let connecting = connect(server);
+        Box::pin(async move { Ok(Stream::Custom(Box::new(connecting.await?))) })
+    })
 }
 
 impl Runtime for Tokio {
@@ -102,6 +174,30 @@ impl Runtime for Tokio {
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
     }
+
+    /// tokio-rustls over the fresh stream.
+    #[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
+    async fn handshake(
+        tls: &memcache_proto::tls::TlsConfig,
+        server: &ServerAddr,
+        io: Stream,
+    ) -> Result<Stream, Error> {
+        let name = tls.server_name_for(server)?;
+        let connector = tokio_rustls::TlsConnector::from(Arc::clone(tls.client_config()));
+        Ok(Stream::Custom(Box::new(connector.connect(name, io.into_boxed()).await?)))
+    }
+}
+
+/// One read of an `AsyncRead` into `buf`'s spare capacity.
+fn poll_read_boxed(
+    io: &mut Box<dyn AsyncStream>,
+    cx: &mut Context<'_>,
+    buf: &mut BytesMut,
+) -> Poll<io::Result<usize>> {
+    read_into_spare(buf, |window| {
+        let mut window = ReadBuf::new(window);
+        Pin::new(io).poll_read(cx, &mut window).map_ok(|()| window.filled().len())
+    })
 }
 
 /// Reads with readiness + `try_read_buf`, which fills `BytesMut` spare capacity safely.
@@ -124,6 +220,7 @@ impl Transport for Stream {
             Stream::Tcp(s) => poll_read_buf!(s, cx, buf),
             #[cfg(unix)]
             Stream::Unix(s) => poll_read_buf!(s, cx, buf),
+            Stream::Custom(s) => poll_read_boxed(s, cx, buf),
         }
     }
 
@@ -132,21 +229,28 @@ impl Transport for Stream {
             Stream::Tcp(s) => Pin::new(s).poll_write(cx, data),
             #[cfg(unix)]
             Stream::Unix(s) => Pin::new(s).poll_write(cx, data),
+            Stream::Custom(s) => Pin::new(s).poll_write(cx, data),
         }
     }
 
-    fn poll_flush(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+    /// Sockets write through at once; a TLS session or a buffered stream may hold bytes back.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Stream::Custom(s) => Pin::new(s).poll_flush(cx),
+            _ => Poll::Ready(Ok(())),
+        }
     }
 
     /// A `recv` on the socket itself: Tokio's own `try_read` would answer from its readiness
     /// cache, which only the runtime's IO driver refreshes, and busy polling exists to find
     /// the reply before that driver runs.
+    /// Other streams do not support it (a TLS record must be decrypted by its session).
     fn read_now(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
         let socket = match self {
             Stream::Tcp(s) => SockRef::from(&*s),
             #[cfg(unix)]
             Stream::Unix(s) => SockRef::from(&*s),
+            Stream::Custom(_) => return Err(io::ErrorKind::Unsupported.into()),
         };
         read_into_spare(buf, |window| (&*socket).read(window))
     }

@@ -50,10 +50,27 @@ pub trait Runtime: Send + Sync + 'static {
     ) -> impl Future<Output = T> + Send {
         super::on_thread(f)
     }
+    /// Runs the TLS handshake for `server` over `io` (a fresh connection) and returns the
+    /// secured stream. The client calls it within the connect timeout. The default refuses:
+    /// an adapter built without its `tls` feature.
+    #[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
+    fn handshake(
+        tls: &crate::tls::TlsConfig,
+        server: &ServerAddr,
+        io: Self::Io,
+    ) -> impl Future<Output = Result<Self::Io, Error>> + Send {
+        let _ = (tls, io);
+        let message =
+            format!("cannot connect to {server} with TLS: this adapter was built without its `tls` feature");
+        std::future::ready(Err(Error::Tls(crate::TlsError::new(crate::TlsFailure::Config, message, None))))
+    }
 }
 
-/// Opens a transport for a server: lets a client run over any stream (TLS, a proxy, a stream
-/// connected by another runtime) instead of [`Runtime::connect`].
+/// Opens a transport for a server: lets a client run over any stream (a proxy, a stream
+/// connected by another runtime, a Unix socket chosen per server) instead of
+/// [`Runtime::connect`]. Called for every new connection, within the connect timeout; TLS, when
+/// configured, handshakes over what it returns. Set it with
+/// [`Builder::connector`](crate::config::Builder::connector).
 pub type Connector<Io> =
     Arc<dyn Fn(&ServerAddr) -> Pin<Box<dyn Future<Output = io::Result<Io>> + Send>> + Send + Sync>;
 
@@ -91,8 +108,10 @@ impl<R: Runtime> fmt::Debug for Client<R> {
 }
 
 impl<R: Runtime> FromConfig for Client<R> {
-    fn from_config(config: Config) -> Result<Self, Error> {
-        Ok(Client::with_parts(config, None))
+    type Connector = Connector<R::Io>;
+
+    fn from_config(config: Config, connector: Option<Connector<R::Io>>) -> Result<Self, Error> {
+        Ok(Client::with_parts(config, connector))
     }
 }
 
@@ -128,11 +147,6 @@ struct Sent<O> {
 
 impl<R: Runtime> Client<R> {
     crate::client_constructors!();
-
-    /// A client that opens connections with `connector` instead of the runtime's sockets.
-    pub fn with_connector(config: Config, connector: Connector<R::Io>) -> Self {
-        Client::with_parts(config, Some(connector))
-    }
 
     fn with_parts(config: Config, connector: Option<Connector<R::Io>>) -> Self {
         let inner = Inner {
@@ -300,20 +314,31 @@ impl<R: Runtime> Client<R> {
         }
     }
     async fn open(&self, server: &ServerAddr) -> Result<Arc<Pipe>, Error> {
-        let io = match &self.inner.connector {
-            Some(connect) => R::timeout(self.inner.config.connect_timeout, connect(server))
-                .await
-                .ok_or(Error::Timeout)??,
-            None => self.connect(server).await?,
-        };
+        let io = R::timeout(self.inner.config.connect_timeout, self.connect(server))
+            .await
+            .ok_or(Error::Timeout)??;
         let (pipe, driver) = Pipe::new(io, &self.inner.config, Clock { now: R::now, sleep: sleep::<R> });
         R::spawn(driver);
         Ok(pipe)
     }
 
+    /// A new stream to `server` (the connector's, or the runtime's socket to the first of its
+    /// addresses that accepts), then the TLS handshake if configured.
+    async fn connect(&self, server: &ServerAddr) -> Result<R::Io, Error> {
+        let io = match &self.inner.connector {
+            Some(connect) => connect(server).await?,
+            None => self.connect_endpoints(server).await?,
+        };
+        #[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
+        if let Some(tls) = &self.inner.config.tls {
+            return R::handshake(tls, server, io).await;
+        }
+        Ok(io)
+    }
+
     /// Connects to the first of `server`'s addresses that accepts, within the connect timeout
     /// shared between them (see [`resolve::attempt_timeout`]); the last failure otherwise.
-    async fn connect(&self, server: &ServerAddr) -> Result<R::Io, Error> {
+    async fn connect_endpoints(&self, server: &ServerAddr) -> Result<R::Io, Error> {
         let start = R::now();
         let total = self.inner.config.connect_timeout;
         let endpoints = server.endpoints();

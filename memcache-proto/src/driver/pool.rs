@@ -325,6 +325,8 @@ mod tests {
             observer: None,
             failure_policy: crate::FailurePolicy::default(),
             resolve_every: None,
+            #[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
+            tls: None,
         };
         let clock = Clock { now: Instant::now, sleep: |_| Box::pin(std::future::pending()) };
         Pipe::new(Silent, &config, clock).0
