@@ -53,6 +53,10 @@ pub struct SoakReport {
     pub wrong: u64,
     /// The first few wrong answers, described.
     pub wrong_examples: Vec<String>,
+    /// Reads that returned a write whose caller had cancelled it, applied after a later
+    /// acknowledged write of the same key: a dropped call's request may still reach the server
+    /// (on another connection than the later write), so this is not counted as wrong.
+    pub late_cancelled: u64,
 }
 
 impl SoakReport {
@@ -62,6 +66,7 @@ impl SoakReport {
             *self.errors.entry(k).or_default() += v;
         }
         self.wrong += other.wrong;
+        self.late_cancelled += other.late_cancelled;
         self.wrong_examples.extend(other.wrong_examples);
         self.wrong_examples.truncate(10);
     }
@@ -162,6 +167,8 @@ struct Worker {
     /// Per key: the last acknowledged sequence number, and the highest one attempted.
     acked: Vec<Option<u64>>,
     attempted: Vec<u64>,
+    /// Per key: writes whose call was cancelled (they may still be applied, at any time).
+    cancelled: Vec<Vec<u64>>,
     counter_acked: u64,
     counter_unknown: u64,
     report: SoakReport,
@@ -189,6 +196,7 @@ impl Worker {
             prefix: format!("{}-w{w}", cfg.prefix),
             acked: vec![None; KEYS_PER_WORKER as usize],
             attempted: vec![0; KEYS_PER_WORKER as usize],
+            cancelled: vec![Vec::new(); KEYS_PER_WORKER as usize],
             counter_acked: 0,
             counter_unknown: 0,
             report: SoakReport::default(),
@@ -248,6 +256,10 @@ impl Worker {
         let item = Item::new(self.key(j), value_of(seq));
         match Self::call::<A, _>(A::set(c, &item), cancel).await {
             Ok(()) => self.acked[j as usize] = Some(seq),
+            Err(None) => {
+                self.cancelled[j as usize].push(seq);
+                self.failed(None);
+            }
             Err(e) => self.failed(e),
         }
     }
@@ -300,6 +312,9 @@ impl Worker {
             (None, Some(a)) => self.report.wrong(format!("{key}: miss after write {a} was acknowledged")),
             (Some(v), _) => match seq_of(v) {
                 Some(s) if s <= attempted && acked.is_none_or(|a| s >= a) && v == value_of(s) => {}
+                Some(s) if self.cancelled[j as usize].contains(&s) && v == value_of(s) => {
+                    self.report.late_cancelled += 1;
+                }
                 s => self.report.wrong(format!(
                     "{key}: read seq {s:?} ({} bytes), acknowledged {acked:?}, attempted {attempted}",
                     v.len()

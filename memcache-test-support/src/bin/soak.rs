@@ -74,11 +74,12 @@ impl Total {
             .map(|(k, v)| (k, v - before.get(k).copied().unwrap_or(0)))
             .collect();
         println!(
-            "{}: {} calls in {secs:.1} s, errors {:?}, wrong answers {}, faults {injected:?}",
+            "{}: {} calls in {secs:.1} s, errors {:?}, wrong answers {}, late cancelled writes read {}, faults {injected:?}",
             A::NAME,
             report.ops,
             report.errors,
-            report.wrong
+            report.wrong,
+            report.late_cancelled
         );
         for example in &report.wrong_examples {
             println!("  wrong: {example}");
