@@ -5,6 +5,7 @@
 //! runtimes, so they share one implementation, [`AsyncAdapter`], parameterised by an
 //! [`Executor`] that runs tests, spawns workers and applies deadlines.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -15,6 +16,7 @@ use std::time::Duration;
 use memcache_proto::codec::Codec;
 use memcache_proto::config::{Builder, FromConfig};
 use memcache_proto::driver::{self, Runtime};
+use memcache_proto::observe::PoolStats;
 use memcache_proto::{Error, ServerAddr};
 
 use crate::conformance::{Adapter, ClientConfig, Res};
@@ -85,6 +87,9 @@ pub fn configure<C: FromConfig>(
     }
     if let Some(every) = cfg.resolve_every {
         b = b.resolve_every(every);
+    }
+    if let Some(observer) = &cfg.observer {
+        b = b.observer(observer.clone());
     }
     b.build()
 }
@@ -179,6 +184,9 @@ impl<R: TestRuntime, E: Executor> Adapter for AsyncAdapter<R, E> {
         configure(&cfg, R::counting_connector)
     }
     memcache_proto::client_calls!(forward_calls; c.await);
+    fn pool_stats(c: &Self::Client) -> HashMap<String, PoolStats> {
+        c.pool_stats()
+    }
 
     type Typed<C, T>
         = driver::Typed<R, C, T>
@@ -339,6 +347,9 @@ impl Adapter for Blocking {
         })
     }
     memcache_proto::client_calls!(forward_calls; c);
+    fn pool_stats(c: &Self::Client) -> HashMap<String, PoolStats> {
+        c.pool_stats()
+    }
 
     type Typed<C, T>
         = memcache_blocking::Typed<C, T>

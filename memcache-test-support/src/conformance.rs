@@ -32,6 +32,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use memcache_proto::codec::Codec;
+use memcache_proto::observe::{Observer, PoolStats};
 use memcache_proto::{Error, FailurePolicy, Item, ServerSelector};
 
 /// Asserts that `$res` is `Err` matching `$pat`, with a message naming what came instead.
@@ -69,6 +70,7 @@ mod faults;
 mod fleet;
 mod keys;
 mod meta;
+mod observe;
 mod proxy;
 mod servers;
 mod tls;
@@ -85,6 +87,7 @@ pub use faults::*;
 pub use fleet::*;
 pub use keys::*;
 pub use meta::*;
+pub use observe::*;
 pub use proxy::*;
 pub use servers::*;
 pub use tls::*;
@@ -99,7 +102,7 @@ pub const TEST_TIMEOUT: Duration = Duration::from_secs(5);
 pub const TEST_DEADLINE: Duration = Duration::from_secs(180);
 
 /// How to build a client for a test; `None` leaves the adapter's default.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ClientConfig {
     /// Server addresses, `host:port` or Unix socket paths, in selector order.
     pub servers: Vec<String>,
@@ -122,6 +125,26 @@ pub struct ClientConfig {
     /// Open connections through a connector (`Builder::connector`) that counts them here and
     /// then connects as the adapter would.
     pub count_connections: Option<Arc<std::sync::atomic::AtomicUsize>>,
+    /// Who hears the client's events (`Builder::observer`).
+    pub observer: Option<Arc<dyn Observer>>,
+}
+
+impl Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("servers", &self.servers)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_conns", &self.max_conns)
+            .field("busy_poll", &self.busy_poll)
+            .field("failure_policy", &self.failure_policy)
+            .field("selector", &self.selector)
+            .field("resolve_every", &self.resolve_every)
+            .field("tls", &self.tls)
+            .field("count_connections", &self.count_connections)
+            .field("observer", &self.observer.is_some())
+            .finish()
+    }
 }
 
 impl ClientConfig {
@@ -138,7 +161,14 @@ impl ClientConfig {
             resolve_every: None,
             tls: None,
             count_connections: None,
+            observer: None,
         }
+    }
+
+    /// Has `observer` hear the client's events.
+    pub fn observer(mut self, observer: Arc<dyn Observer>) -> ClientConfig {
+        self.observer = Some(observer);
+        self
     }
 
     /// Sets the dead-server handling.
@@ -229,6 +259,9 @@ pub trait Adapter: Sized + 'static {
     fn connect(cfg: ClientConfig) -> Res<Self::Client>;
 
     memcache_proto::client_calls!(crate::adapters::declare_calls; c);
+
+    /// `client.pool_stats()`: each server's connections, keyed by address.
+    fn pool_stats(c: &Self::Client) -> std::collections::HashMap<String, PoolStats>;
 
     /// The client's typed view for values `T` through the codec `C`.
     type Typed<C, T>: crate::typed_view::TypedView<T>
@@ -332,6 +365,11 @@ macro_rules! conformance_suite {
             mtls_client_certificates_and_trust,
             tls_server_restart_is_survived,
             tls_to_a_unix_socket_is_refused_at_build,
+            // observability
+            observer_hears_hits_and_misses,
+            observer_hears_timeouts,
+            observer_hears_protocol_errors,
+            observer_hears_reconnects,
         );
     };
     // The groups that make sense over TLS (the Unix-socket test does not: TLS over a Unix

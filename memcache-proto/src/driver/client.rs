@@ -22,6 +22,7 @@ use super::pool::{Lease, ServerPool};
 use crate::config::{Config, FromConfig, deadline};
 use crate::fleet::Fleet;
 use crate::health::Permit;
+use crate::observe::{self, ConnectionEvent, PoolStats};
 use crate::op::{KeyedOp, Op};
 use crate::resolve;
 use crate::retry::{Attempt, may_resend};
@@ -143,6 +144,8 @@ struct Sent<O> {
     permit: Option<Permit>,
     ticket: Result<(Ticket, Lease), Error>,
     reply: Option<Result<crate::Response, Error>>,
+    /// When the request started, if an observer listens.
+    started: Option<Instant>,
 }
 
 impl<R: Runtime> Client<R> {
@@ -161,6 +164,36 @@ impl<R: Runtime> Client<R> {
     }
 
     crate::client_calls!(async_calls; this.await);
+
+    /// Each server's connections (open, idle, in use, created, closed by reason, requests in
+    /// flight, callers waiting), keyed by server address.
+    pub fn pool_stats(&self) -> HashMap<String, PoolStats> {
+        let pools = self.inner.pools.read().unwrap_or_else(|p| p.into_inner());
+        pools.iter().map(|(server, pool)| (server.to_string(), pool.stats())).collect()
+    }
+
+    fn observer(&self) -> Option<&dyn observe::Observer> {
+        self.inner.config.observer.as_deref()
+    }
+
+    /// The start of a request, read from the clock only if an observer will hear of it.
+    fn started(&self) -> Option<Instant> {
+        self.observer().map(|_| R::now())
+    }
+
+    /// Reports a request started at `started` (see [`Client::started`]) and its `reply`.
+    fn report(
+        &self,
+        server: &ServerAddr,
+        command: &crate::Command,
+        started: Option<Instant>,
+        reply: &Result<crate::Response, Error>,
+    ) {
+        if let Some(started) = started {
+            let duration = R::now().saturating_duration_since(started);
+            observe::report(self.observer(), server, command, duration, reply);
+        }
+    }
 
     fn fleet(&self) -> &Fleet {
         &self.inner.fleet
@@ -219,10 +252,19 @@ impl<R: Runtime> Client<R> {
     async fn call<O: Op>(&self, server: &ServerAddr, op: O, deadline: Instant) -> Result<O::Output, Error> {
         let mut resent = false;
         loop {
-            let (mut ticket, lease) = self.submit(server, op.command(), deadline).await?;
+            let started = self.started();
+            let (mut ticket, lease) = match self.submit(server, op.command(), deadline).await {
+                Ok(sent) => sent,
+                Err(e) => {
+                    self.report(server, op.command(), started, &Err(e.clone()));
+                    return Err(e);
+                }
+            };
             // No timer per call: the pipe's driver fails the pipe, and so this ticket, when
             // its oldest request outlives its deadline.
-            match (&mut ticket).await {
+            let reply = (&mut ticket).await;
+            self.report(server, op.command(), started, &reply);
+            match reply {
                 Ok(response) => return finish(op, response, &lease),
                 Err(e) if may_resend(op.command(), attempt(&ticket, &lease, resent), &e) => resent = true,
                 Err(e) => return Err(e),
@@ -243,11 +285,12 @@ impl<R: Runtime> Client<R> {
         let mut sent = Vec::with_capacity(plan.len());
         for (server, op) in plan {
             let permit = self.inner.fleet.admit(&server, R::now());
+            let started = permit.is_ok().then(|| self.started()).flatten();
             let ticket = match permit {
                 Ok(_) => self.submit(&server, op.command(), deadline).await,
                 Err(ref unavailable) => Err(unavailable.clone()),
             };
-            sent.push(Sent { server, op, permit: permit.ok(), ticket, reply: None });
+            sent.push(Sent { server, op, permit: permit.ok(), ticket, reply: None, started });
         }
         std::future::poll_fn(|cx| {
             let mut waiting = false;
@@ -265,6 +308,9 @@ impl<R: Runtime> Client<R> {
         .await;
         let mut results = Vec::with_capacity(sent.len());
         for s in sent {
+            if let Some(reply) = &s.reply {
+                self.report(&s.server, s.op.command(), s.started, reply);
+            }
             let result = match (s.reply, s.ticket) {
                 (Some(Ok(response)), Ok((_, lease))) => finish(s.op, response, &lease),
                 (Some(Err(e)), Ok((ticket, lease)))
@@ -295,11 +341,11 @@ impl<R: Runtime> Client<R> {
         let pool = self.pool(server)?;
         let mut refused = false;
         loop {
-            let mut lease = admit::<R>(&pool, deadline).await?;
+            let mut lease = admit::<R>(&pool, deadline, server, self.observer()).await?;
             let pipe = match lease.pipe() {
                 Some(pipe) => pipe.clone(),
                 None => {
-                    let pipe = self.open(server).await?;
+                    let pipe = self.open(server, &pool).await?;
                     lease.opened(pipe.clone());
                     pipe
                 }
@@ -313,11 +359,39 @@ impl<R: Runtime> Client<R> {
             }
         }
     }
-    async fn open(&self, server: &ServerAddr) -> Result<Arc<Pipe>, Error> {
-        let io = R::timeout(self.inner.config.connect_timeout, self.connect(server))
+
+    /// Opens a connection for `pool` and starts its driver; counts and reports the opening
+    /// (or the failure), and has the pipe count and report its own closing.
+    async fn open(&self, server: &ServerAddr, pool: &ServerPool) -> Result<Arc<Pipe>, Error> {
+        let started = R::now();
+        let observer = self.observer();
+        let io = match R::timeout(self.inner.config.connect_timeout, self.connect(server))
             .await
-            .ok_or(Error::Timeout)??;
+            .ok_or(Error::Timeout)
+            .and_then(|r| r)
+        {
+            Ok(io) => io,
+            Err(e) => {
+                if let Some(o) = observer {
+                    o.connection(&ConnectionEvent::ConnectFailed { server, error: e.kind() });
+                }
+                return Err(e);
+            }
+        };
+        pool.counters().opened();
+        if let Some(o) = observer {
+            let connect_time = R::now().saturating_duration_since(started);
+            o.connection(&ConnectionEvent::Opened { server, connect_time });
+        }
         let (pipe, driver) = Pipe::new(io, &self.inner.config, Clock { now: R::now, sleep: sleep::<R> });
+        let (counters, observer, server) =
+            (pool.counters().clone(), self.inner.config.observer.clone(), server.clone());
+        pipe.on_close(Box::new(move |reason| {
+            counters.closed(reason);
+            if let Some(o) = observer {
+                o.connection(&ConnectionEvent::Closed { server: &server, reason });
+            }
+        }));
         R::spawn(driver);
         Ok(pipe)
     }
@@ -387,13 +461,24 @@ fn sleep<R: Runtime>(d: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
 /// Admission to `pool`, waited for until `deadline` at most: the call's timeout covers the
 /// wait for a place as well as the wait for the reply. Admitted at once (the common case),
 /// it arms no timer.
-async fn admit<R: Runtime>(pool: &Arc<ServerPool>, deadline: Instant) -> Result<Lease, Error> {
+async fn admit<R: Runtime>(
+    pool: &Arc<ServerPool>,
+    deadline: Instant,
+    server: &ServerAddr,
+    observer: Option<&dyn observe::Observer>,
+) -> Result<Lease, Error> {
     let mut admit = pool.admit();
     if let Poll::Ready(lease) = Pin::new(&mut admit).poll(&mut Context::from_waker(Waker::noop())) {
         return lease;
     }
-    let left = deadline.saturating_duration_since(R::now());
-    R::timeout(left, admit).await.unwrap_or(Err(Error::Timeout))
+    let started = R::now();
+    let left = deadline.saturating_duration_since(started);
+    let lease = R::timeout(left, admit).await.unwrap_or(Err(Error::Timeout));
+    if let Some(o) = observer {
+        let waited = R::now().saturating_duration_since(started);
+        o.connection(&ConnectionEvent::Waited { server, waited });
+    }
+    lease
 }
 
 /// The call's result from its reply. A reply that decodes but contradicts the request (a

@@ -30,6 +30,7 @@ pub use ticket::Ticket;
 
 use super::coalesce;
 use crate::config::Config;
+use crate::observe::CloseReason;
 use crate::{Command, Connection, Error, Key, Keys, ProtoError, Response};
 
 /// A connected byte stream the client drives: one per connection, shared by the callers
@@ -94,7 +95,12 @@ pub struct Pipe {
     /// [`Pipe::load`], published whenever it changes, so that routing reads it without
     /// taking `state` ([`DEAD`] once the pipe failed).
     load: AtomicUsize,
+    /// Told once, when the pipe dies, why (see [`Pipe::on_close`]).
+    on_close: Mutex<Option<OnClose>>,
 }
+
+/// What a pipe calls when it dies, with the reason.
+pub type OnClose = Box<dyn FnOnce(CloseReason) + Send>;
 
 /// [`Pipe::load`] of a dead pipe.
 const DEAD: usize = usize::MAX;
@@ -193,6 +199,7 @@ impl Pipe {
             busy_poll: config.busy_poll,
             clock,
             load: AtomicUsize::new(0),
+            on_close: Mutex::new(None),
         });
         (pipe.clone(), Driver::new(pipe))
     }
@@ -303,13 +310,34 @@ impl Pipe {
     pub fn fail(&self, error: Error) {
         let mut io = self.lock_io();
         let mut state = self.lock();
+        let first = state.dead.is_none();
+        let reason = CloseReason::of(&error);
         state.fail(error);
         self.publish_load(&state);
+        // Reported before `state` is unlocked: a caller failed with the pipe sees its error
+        // only after the close is counted.
+        if first {
+            self.closed(reason);
+        }
         drop(state);
         io.io = Box::new(Closed);
         io.unsent = Bytes::new();
         io.unflushed = false;
         self.write_blocked.store(false, Ordering::Release);
+    }
+
+    /// Sets what the pipe calls, once, when it dies (failed, or its driver ended because
+    /// every handle to it was gone): the pool's counters and the observer's `Closed` event.
+    pub fn on_close(&self, f: OnClose) {
+        *self.on_close.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
+    }
+
+    /// Runs the [`on_close`](Self::on_close) callback, if it has not run yet.
+    fn closed(&self, reason: CloseReason) {
+        let f = self.on_close.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(f) = f {
+            f(reason);
+        }
     }
 
     /// Writes queued bytes until the socket would block, then flushes them. A write or flush

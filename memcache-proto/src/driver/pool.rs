@@ -9,6 +9,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::pipeline::Pipe;
 use crate::Error;
+use crate::observe::{PoolCounters, PoolStats};
 
 /// The pipelined connections to one server.
 #[derive(Debug)]
@@ -16,6 +17,8 @@ pub struct ServerPool {
     max_conns: usize,
     max_requests: usize,
     state: Mutex<PoolState>,
+    /// Shared with the pool's connections, which count their own closing.
+    counters: Arc<PoolCounters>,
 }
 
 #[derive(Debug, Default)]
@@ -112,7 +115,30 @@ impl ServerPool {
             max_conns,
             max_requests: max_conns * max_in_flight.max(1),
             state: Mutex::new(PoolState::default()),
+            counters: Arc::default(),
         }
+    }
+
+    /// The lifetime counters of this server's connections.
+    pub fn counters(&self) -> &Arc<PoolCounters> {
+        &self.counters
+    }
+
+    /// What `pool_stats` reports for this server: a connection is idle when nothing is in
+    /// flight on it; a dead one not yet replaced is no longer counted as open.
+    pub fn stats(&self) -> PoolStats {
+        let state = self.lock();
+        let mut stats = PoolStats::default();
+        for load in state.pipes.iter().filter_map(|p| p.load()) {
+            stats.open += 1;
+            stats.idle += usize::from(load == 0);
+            stats.in_flight += load;
+        }
+        stats.in_use = stats.open - stats.idle;
+        stats.waiting = state.waiters.wakers.len();
+        stats.created = self.counters.created();
+        stats.closed = self.counters.closed_by_reason();
+        stats
     }
 
     fn lock(&self) -> MutexGuard<'_, PoolState> {

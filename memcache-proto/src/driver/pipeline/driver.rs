@@ -94,6 +94,14 @@ impl Driver {
     }
 }
 
+impl Drop for Driver {
+    /// A driver that ends with its pipe still alive (every handle to it gone, or the runtime
+    /// shutting down) closes the connection on the client's behalf.
+    fn drop(&mut self) {
+        self.pipe.closed(crate::observe::CloseReason::ClientClosed);
+    }
+}
+
 impl Future for Driver {
     type Output = ();
 
