@@ -62,6 +62,24 @@ pub use memcache_proto::prelude::*;
 #[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
 pub use memcache_proto::tls;
 
+/// `Runtime::connect` for a futures-io runtime whose `TcpStream`/`UnixStream` are in scope
+/// (async-std's or smol's): TCP with `TCP_NODELAY`, or a Unix socket, as a [`Stream`].
+#[cfg(any(feature = "async-std", feature = "smol"))]
+macro_rules! connect_endpoint {
+    ($endpoint:expr) => {
+        match $endpoint {
+            Endpoint::Tcp(addr) => {
+                let s = TcpStream::connect(addr).await?;
+                s.set_nodelay(true)?;
+                Ok(Stream::new(s))
+            }
+            #[cfg(unix)]
+            Endpoint::Unix(path) => Ok(Stream::new(UnixStream::connect(path).await?)),
+            _ => Err(io::Error::new(io::ErrorKind::Unsupported, "no socket for this endpoint")),
+        }
+    };
+}
+
 #[cfg(feature = "async-std")]
 mod async_std_runtime;
 #[cfg(feature = "smol")]

@@ -108,16 +108,7 @@ impl<S: Spawn> Runtime for Smol<S> {
     type Io = Stream;
 
     async fn connect(endpoint: &Endpoint) -> io::Result<Stream> {
-        match endpoint {
-            Endpoint::Tcp(addr) => {
-                let s = TcpStream::connect(addr).await?;
-                s.set_nodelay(true)?;
-                Ok(Stream::new(s))
-            }
-            #[cfg(unix)]
-            Endpoint::Unix(path) => Ok(Stream::new(UnixStream::connect(path).await?)),
-            _ => Err(io::Error::new(io::ErrorKind::Unsupported, "no socket for this endpoint")),
-        }
+        connect_endpoint!(endpoint)
     }
 
     fn spawn<F: Future<Output = ()> + Send + 'static>(task: F) {
