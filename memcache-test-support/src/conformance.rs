@@ -4,7 +4,7 @@
 //! by a deadline, and how each client method is called) and instantiates the whole suite in its
 //! `tests/conformance.rs` with one line:
 //!
-//! ```ignore
+//! ```text
 //! memcache_test_support::conformance_suite!(MyAdapter);
 //! ```
 //!
