@@ -100,14 +100,6 @@ pub trait Executor: 'static {
     const NAME: &'static str;
     /// Runs `f` to completion.
     fn block_on<F: Future>(f: F) -> F::Output;
-    /// Runs a benchmark workload, see [`Adapter::run`].
-    fn run<F>(f: F) -> F::Output
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        Self::block_on(f)
-    }
     /// Spawns `f` as a task.
     fn spawn<F>(f: F) -> Pin<Box<dyn Future<Output = F::Output> + Send>>
     where
@@ -162,13 +154,6 @@ impl<R: TestRuntime, E: Executor> Adapter for AsyncAdapter<R, E> {
 
     fn block_on<F: Future>(f: F) -> F::Output {
         E::block_on(f)
-    }
-    fn run<F>(f: F) -> F::Output
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        E::run(f)
     }
     fn spawn<F>(f: F) -> Pin<Box<dyn Future<Output = F::Output> + Send>>
     where
@@ -229,13 +214,6 @@ impl Executor for TokioMultiThread {
     fn block_on<F: Future>(f: F) -> F::Output {
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
         rt.block_on(f)
-    }
-    fn run<F>(f: F) -> F::Output
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        Self::block_on(async { tokio_spawn(f).await })
     }
     fn spawn<F>(f: F) -> Pin<Box<dyn Future<Output = F::Output> + Send>>
     where

@@ -51,11 +51,35 @@ pub struct Options {
     pub conns: Option<usize>,
     /// The client's busy-polling window (`Builder::busy_poll`), zero for off.
     pub busy_poll: Duration,
+    /// Where the workload runs.
+    pub from: From,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { seconds: 3.0, workers: 32, conns: None, busy_poll: Duration::ZERO }
+        Options { seconds: 3.0, workers: 32, conns: None, busy_poll: Duration::ZERO, from: From::Task }
+    }
+}
+
+/// Where a workload's calls are made from (`mcbench --from`): both are how applications call
+/// an async client, and they cost different hand-offs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum From {
+    /// A task spawned on the runtime (Tokio: a worker thread), awaited by `block_on`.
+    Task,
+    /// The runtime's own `block_on` thread (a CLI's or test's body, `#[tokio::main]`'s
+    /// function), which on Tokio's multi-thread runtime is not a worker.
+    Main,
+}
+
+impl std::str::FromStr for From {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "task" => Ok(From::Task),
+            "main" => Ok(From::Main),
+            _ => Err(format!("unknown --from {s:?} (task or main)")),
+        }
     }
 }
 
@@ -70,7 +94,7 @@ pub struct Report {
     pub ops: u64,
     /// Timed seconds.
     pub secs: f64,
-    /// Median latency of one command (W2: one round), µs.
+    /// Median latency of one command (W2: one round; W3: one get, over every worker), µs.
     pub p50_us: Option<f64>,
     /// 99th percentile latency, µs.
     pub p99_us: Option<f64>,
@@ -103,6 +127,26 @@ impl Report {
         s.push('}');
         s
     }
+
+    /// Reads back a line in the shape of [`Report::json`] (another program's, such as
+    /// `bench/libmemcached.c`'s), for `workload`; `None` if a field is missing.
+    pub fn parse(line: &str, workload: Workload) -> Option<Report> {
+        let field = |name: &str| -> Option<&str> {
+            let rest = &line[line.find(&format!("\"{name}\":"))? + name.len() + 3..];
+            let end = rest.find([',', '}'])?;
+            Some(rest[..end].trim_matches('"'))
+        };
+        let number = |name: &str| field(name).and_then(|v| v.parse::<f64>().ok());
+        Some(Report {
+            client: field("client")?.to_owned(),
+            workload,
+            ops: field("ops")?.parse().ok()?,
+            secs: number("secs")?,
+            p50_us: number("p50_us"),
+            p99_us: number("p99_us"),
+            mb_per_s: number("mb_per_s"),
+        })
+    }
 }
 
 /// `bench:%06d`.
@@ -118,11 +162,24 @@ pub fn value(i: usize, n: usize) -> Vec<u8> {
     v
 }
 
-/// Runs `workload` with adapter `A` against `addr`.
+/// Runs `workload` with adapter `A` against `addr`, from a spawned task or from the
+/// `block_on` thread as `opts.from` says (the blocking client: always the calling thread).
 pub fn run<A: Adapter>(workload: Workload, addr: &str, opts: &Options) -> Result<Report, String> {
+    let work = workload_future::<A>(workload, addr, opts);
+    match opts.from {
+        From::Task => A::block_on(async { A::spawn(work).await }),
+        From::Main => A::block_on(work),
+    }
+}
+
+fn workload_future<A: Adapter>(
+    workload: Workload,
+    addr: &str,
+    opts: &Options,
+) -> impl std::future::Future<Output = Result<Report, String>> + Send + 'static {
     let addr = addr.to_owned();
     let opts = opts.clone();
-    A::run(async move {
+    async move {
         let mut cfg = ClientConfig::new([addr]).timeout(Duration::from_secs(5)).busy_poll(opts.busy_poll);
         cfg.max_conns = if workload == Workload::W3 { opts.conns } else { Some(1) };
         let client = A::connect(cfg).map_err(|e| format!("connect: {e}"))?;
@@ -135,9 +192,12 @@ pub fn run<A: Adapter>(workload: Workload, addr: &str, opts: &Options) -> Result
         };
         report.map(|mut r| {
             r.client = A::NAME.to_owned();
+            if opts.from == From::Main && A::NAME != crate::adapters::Blocking::NAME {
+                r.client.push_str(" from main");
+            }
             r
         })
-    })
+    }
 }
 
 /// W1 and W4: set then get-and-check each key on one connection.
@@ -251,13 +311,16 @@ async fn w3<A: Adapter>(c: &A::Client, opts: &Options) -> Result<Report, String>
                 let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ (w as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
                 let mut progress = Progress::new(Workload::W3);
                 let mut n = 0u64;
+                let mut lat = Vec::with_capacity(1 << 16);
                 while n < 5_000_000 && (n % 64 != 0 || start.elapsed() < limit) {
                     rng ^= rng << 13;
                     rng ^= rng >> 7;
                     rng ^= rng << 17;
                     let i = (rng % 10_000) as usize;
                     let k = key(i);
+                    let t = Instant::now();
                     let got = A::get(&c, &k).await.map_err(|e| format!("get {k}: {e}"))?;
+                    lat.push(t.elapsed());
                     if got.value[..] != values[i][..] {
                         return Err(format!("get {k}: wrong value"));
                     }
@@ -266,16 +329,16 @@ async fn w3<A: Adapter>(c: &A::Client, opts: &Options) -> Result<Report, String>
                         progress.tick(n as usize);
                     }
                 }
-                Ok(n)
+                Ok(lat)
             })
         })
         .collect();
-    let mut total = 0;
+    let mut lat = Vec::new();
     for worker in workers {
-        total += worker.await?;
+        lat.extend(worker.await?);
     }
     let secs = start.elapsed().as_secs_f64();
-    Ok(report(Workload::W3, total, secs, &mut [], None))
+    Ok(report(Workload::W3, lat.len() as u64, secs, &mut lat, None))
 }
 
 fn report(workload: Workload, ops: u64, secs: f64, lat: &mut [Duration], mb: Option<f64>) -> Report {

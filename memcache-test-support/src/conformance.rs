@@ -234,16 +234,6 @@ pub trait Adapter: Sized + 'static {
     /// Runs a whole test to completion (blocking: [`block_on_simple`]; tokio: a runtime;
     /// async-std: `task::block_on`).
     fn block_on<F: Future>(f: F) -> F::Output;
-    /// Runs a whole benchmark workload the way an application on this runtime runs its work:
-    /// by default like [`block_on`](Self::block_on); on Tokio's multi-thread runtime as a task,
-    /// because its `block_on` thread is not a worker and every reply would cross threads.
-    fn run<F>(f: F) -> F::Output
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        Self::block_on(f)
-    }
     /// Runs `f` concurrently (blocking: a thread, see [`spawn_thread`]; tokio: `tokio::spawn`;
     /// async-std: `task::spawn`). The returned future yields its output; panics propagate.
     fn spawn<F>(f: F) -> Pin<Box<dyn Future<Output = F::Output> + Send>>

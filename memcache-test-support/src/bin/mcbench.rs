@@ -2,8 +2,9 @@
 //! as 100-key meta batches).
 //!
 //! ```text
-//! mcbench --adapter blocking|tokio|tokio-ct|async-std|smol|all --addr 127.0.0.1:PORT --workload W1|W2|W3|W4|M2
-//!         [--seconds 3] [--workers 32] [--conns N] [--busy-poll-us 0] [--repeat 1]
+//! mcbench --adapter blocking|tokio|tokio-ct|async-std|smol|libmemcached|all --addr 127.0.0.1:PORT
+//!         --workload W1|W2|W3|W4|M2 [--from task|main] [--seconds 3] [--workers 32] [--conns N]
+//!         [--busy-poll-us 0] [--repeat 1] [--libmemcached PATH]
 //! ```
 //! Prints one JSON line per run on stdout (`--adapter all`: one per adapter, then a table on
 //! stderr). W3 shares one `Client` among `--workers` workers (threads for blocking, tasks for
@@ -12,9 +13,15 @@
 //! pipeline on two). `--busy-poll-us N` sets the client's `busy_poll` window
 //! (default 0: off), see `Builder::busy_poll`.
 //!
-//! Each workload runs the way an application on that runtime runs its work: on Tokio's
-//! multi-thread runtime as a task on a worker (its `block_on` thread is not a worker, so every
-//! reply would cross threads), elsewhere on the `block_on` thread.
+//! `--from task` (the default) runs the workload as a task spawned on the runtime (on Tokio's
+//! multi-thread runtime: on a worker) and awaits it from `block_on`; `--from main` runs it in
+//! `block_on` itself, on the runtime's own thread (`#[tokio::main]`'s body, a CLI, a test),
+//! which on Tokio's multi-thread runtime is not a worker. Such a run's client name ends in
+//! `from main`. The blocking client runs on one thread either way.
+//!
+//! `--adapter libmemcached` runs W1 or W2 through libmemcached: the C program
+//! `bench/libmemcached.c`, which `scripts/bench.sh` compiles (`--libmemcached PATH` names the
+//! compiled program; default `libmemcached-bench` beside `mcbench`).
 //!
 //! `--adapter` also takes a comma-separated list. `--repeat N` runs the list N times,
 //! interleaved (a, b, a, b, ...), and ends with each adapter's median, min and max: on a
@@ -42,6 +49,7 @@ fn run() -> Result<(), String> {
     let mut workload = None;
     let mut opts = Options::default();
     let mut repeat = 1usize;
+    let mut libmemcached = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
@@ -53,6 +61,8 @@ fn run() -> Result<(), String> {
             "--workers" => opts.workers = value()?.parse().map_err(|e| format!("--workers: {e}"))?,
             "--conns" => opts.conns = Some(value()?.parse().map_err(|e| format!("--conns: {e}"))?),
             "--repeat" => repeat = value()?.parse().map_err(|e| format!("--repeat: {e}"))?,
+            "--from" => opts.from = value()?.parse()?,
+            "--libmemcached" => libmemcached = Some(std::path::PathBuf::from(value()?)),
             "--busy-poll-us" => {
                 let us = value()?.parse().map_err(|e| format!("--busy-poll-us: {e}"))?;
                 opts.busy_poll = std::time::Duration::from_micros(us);
@@ -74,9 +84,10 @@ fn run() -> Result<(), String> {
             "tokio-ct" => bench::run::<TokioCt>(workload, &addr, &opts),
             "async-std" => bench::run::<AsyncStd>(workload, &addr, &opts),
             "smol" => bench::run::<Smol>(workload, &addr, &opts),
+            "libmemcached" => run_libmemcached(libmemcached.as_deref(), workload, &addr),
             other => {
                 return Err(format!(
-                    "unknown adapter {other} (blocking, tokio, tokio-ct, async-std, smol, all)"
+                    "unknown adapter {other} (blocking, tokio, tokio-ct, async-std, smol, libmemcached, all)"
                 ));
             }
         }?;
@@ -91,11 +102,30 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
-/// Median, min and max of each client's headline figure over the repeated runs.
+/// Runs `bench/libmemcached.c`'s program (compiled by `scripts/bench.sh`) and reads its
+/// JSON line back.
+fn run_libmemcached(path: Option<&std::path::Path>, workload: Workload, addr: &str) -> Result<Report, String> {
+    let path = match path {
+        Some(p) => p.to_owned(),
+        None => std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("libmemcached-bench"),
+    };
+    let out = std::process::Command::new(&path)
+        .args([addr, &format!("{workload:?}")])
+        .output()
+        .map_err(|e| format!("{}: {e} (scripts/bench.sh compiles it)", path.display()))?;
+    if !out.status.success() {
+        return Err(format!("libmemcached: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    let line = String::from_utf8_lossy(&out.stdout);
+    Report::parse(line.trim(), workload).ok_or_else(|| format!("libmemcached printed {line:?}"))
+}
+
+/// Median, min and max of each client's headline figure over the repeated runs, and the
+/// median p50 and p99 latencies.
 fn spread(reports: &[Report]) {
     eprintln!(
-        "{:<34} {:>9} {:>5} {:>12} {:>12} {:>12}",
-        "client", "workload", "runs", "median", "min", "max"
+        "{:<40} {:>9} {:>5} {:>12} {:>12} {:>12} {:>9} {:>9}",
+        "client", "workload", "runs", "median", "min", "max", "p50 µs", "p99 µs"
     );
     let mut clients: Vec<&str> = Vec::new();
     for r in reports {
@@ -113,19 +143,28 @@ fn spread(reports: &[Report]) {
         let median = figures[figures.len() / 2];
         let (min, max) = (figures[0], figures[figures.len() - 1]);
         let workload = format!("{:?}", reports[0].workload);
-        eprintln!("{client:<34} {workload:>9} {:>5} {median:>12.0} {min:>12.0} {max:>12.0}", figures.len());
+        let latency = |f: fn(&Report) -> Option<f64>| {
+            let mut v: Vec<f64> = reports.iter().filter(|r| r.client == client).filter_map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).map_or("-".to_owned(), |v| format!("{v:.1}"))
+        };
+        let (p50, p99) = (latency(|r| r.p50_us), latency(|r| r.p99_us));
+        eprintln!(
+            "{client:<40} {workload:>9} {:>5} {median:>12.0} {min:>12.0} {max:>12.0} {p50:>9} {p99:>9}",
+            figures.len()
+        );
     }
 }
 
 fn table(reports: &[Report]) {
     eprintln!(
-        "{:<34} {:>9} {:>12} {:>9} {:>9} {:>9}",
+        "{:<40} {:>9} {:>12} {:>9} {:>9} {:>9}",
         "client", "workload", "ops/s", "p50 µs", "p99 µs", "MB/s"
     );
     for r in reports {
         let opt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
         eprintln!(
-            "{:<34} {:>9} {:>12.0} {:>9} {:>9} {:>9}",
+            "{:<40} {:>9} {:>12.0} {:>9} {:>9} {:>9}",
             r.client,
             format!("{:?}", r.workload),
             r.ops_per_s(),
