@@ -104,7 +104,11 @@ fn run() -> Result<(), String> {
 
 /// Runs `bench/libmemcached.c`'s program (compiled by `scripts/bench.sh`) and reads its
 /// JSON line back.
-fn run_libmemcached(path: Option<&std::path::Path>, workload: Workload, addr: &str) -> Result<Report, String> {
+fn run_libmemcached(
+    path: Option<&std::path::Path>,
+    workload: Workload,
+    addr: &str,
+) -> Result<Report, String> {
     let path = match path {
         Some(p) => p.to_owned(),
         None => std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("libmemcached-bench"),
