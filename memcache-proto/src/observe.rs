@@ -10,7 +10,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::response::Response;
 use crate::{Command, Error, ServerAddr};
@@ -67,6 +67,10 @@ pub enum Outcome {
     Done,
     /// A failure, by [`Error::kind`] (OpenTelemetry's `error.type`).
     Error(&'static str),
+    /// The caller dropped its future before the answer came (async clients). The request
+    /// may still reach the server; its reply is read and discarded, and the connection
+    /// stays open.
+    Cancelled,
 }
 
 impl Outcome {
@@ -118,6 +122,80 @@ pub fn report(
         duration,
         outcome: Outcome::of(reply),
     });
+}
+
+/// A request under way, as an observer will hear of it: what [`Unanswered`] needs to report
+/// it if its caller gives up.
+#[derive(Debug)]
+pub struct Started {
+    server: ServerAddr,
+    operation: &'static str,
+    keys: usize,
+    bytes_out: usize,
+    at: Instant,
+}
+
+impl Started {
+    /// `command` to `server`, sent at `at`.
+    pub fn new(server: &ServerAddr, command: &Command, at: Instant) -> Started {
+        let (operation, keys, bytes_out) = (command.name(), command.key_count(), command.value_len());
+        Started { server: server.clone(), operation, keys, bytes_out, at }
+    }
+}
+
+/// Requests whose end the observer has not heard yet, held by the future that awaits them: if
+/// that future is dropped first (the caller gave up), each is reported then as
+/// [`Outcome::Cancelled`], so a dropped future leaves a trace. Once the answers are in, the
+/// client reports them itself and [`disarm`](Self::disarm)s this. Holds nothing (and costs
+/// nothing) without an observer.
+pub struct Unanswered<'a, P: AsMut<[Option<Started>]>> {
+    observer: Option<&'a dyn Observer>,
+    now: fn() -> Instant,
+    parts: P,
+}
+
+impl<'a, P: AsMut<[Option<Started>]>> Unanswered<'a, P> {
+    /// Watches `parts` for `observer`, timing them with the client's clock `now`.
+    pub fn new(observer: Option<&'a dyn Observer>, now: fn() -> Instant, parts: P) -> Self {
+        Unanswered { observer, now, parts }
+    }
+
+    /// The answers came: nothing to report on drop.
+    pub fn disarm(&mut self) {
+        self.parts.as_mut().iter_mut().for_each(|p| *p = None);
+    }
+}
+
+impl Unanswered<'_, Vec<Option<Started>>> {
+    /// Watches one more request (if an observer listens: `started` is `None` otherwise).
+    pub fn push(&mut self, started: Option<Started>) {
+        if started.is_some() {
+            self.parts.push(started);
+        }
+    }
+}
+
+impl<P: AsMut<[Option<Started>]>> Drop for Unanswered<'_, P> {
+    fn drop(&mut self) {
+        let Some(observer) = self.observer else { return };
+        for part in self.parts.as_mut().iter_mut().filter_map(Option::take) {
+            observer.operation(&OperationEvent {
+                operation: part.operation,
+                server: &part.server,
+                keys: part.keys,
+                bytes_out: part.bytes_out,
+                bytes_in: 0,
+                duration: (self.now)().saturating_duration_since(part.at),
+                outcome: Outcome::Cancelled,
+            });
+        }
+    }
+}
+
+impl<P: AsMut<[Option<Started>]>> fmt::Debug for Unanswered<'_, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Unanswered").field("observer", &self.observer.is_some()).finish_non_exhaustive()
+    }
 }
 
 /// A connection's life.

@@ -360,6 +360,8 @@ macro_rules! conformance_suite {
             observer_hears_timeouts,
             observer_hears_protocol_errors,
             observer_hears_reconnects,
+            observer_hears_dropped_futures,
+            observer_hears_dropped_fan_outs,
         );
     };
     // The groups that make sense over TLS (the Unix-socket test does not: TLS over a Unix

@@ -253,9 +253,13 @@ impl<R: Runtime> Client<R> {
         let mut resent = false;
         loop {
             let started = self.started();
+            // Reports the request cancelled if this future is dropped before its answer.
+            let watch = started.map(|at| observe::Started::new(server, op.command(), at));
+            let mut unanswered = observe::Unanswered::new(self.observer(), R::now, [watch]);
             let (mut ticket, lease) = match self.submit(server, op.command(), deadline).await {
                 Ok(sent) => sent,
                 Err(e) => {
+                    unanswered.disarm();
                     self.report(server, op.command(), started, &Err(e.clone()));
                     return Err(e);
                 }
@@ -263,6 +267,7 @@ impl<R: Runtime> Client<R> {
             // No timer per call: the pipe's driver fails the pipe, and so this ticket, when
             // its oldest request outlives its deadline.
             let reply = (&mut ticket).await;
+            unanswered.disarm();
             self.report(server, op.command(), started, &reply);
             match reply {
                 Ok(response) => return finish(op, response, &lease),
@@ -283,9 +288,12 @@ impl<R: Runtime> Client<R> {
         self.follow_fleet();
         let deadline = deadline(R::now(), self.inner.config.timeout);
         let mut sent = Vec::with_capacity(plan.len());
+        // Reports the parts sent so far cancelled if this future is dropped before the answers.
+        let mut unanswered = observe::Unanswered::new(self.observer(), R::now, Vec::new());
         for (server, op) in plan {
             let permit = self.inner.fleet.admit(&server, R::now());
             let started = permit.is_ok().then(|| self.started()).flatten();
+            unanswered.push(started.map(|at| observe::Started::new(&server, op.command(), at)));
             let ticket = match permit {
                 Ok(_) => self.submit(&server, op.command(), deadline).await,
                 Err(ref unavailable) => Err(unavailable.clone()),
@@ -306,6 +314,7 @@ impl<R: Runtime> Client<R> {
             if waiting { Poll::Pending } else { Poll::Ready(()) }
         })
         .await;
+        unanswered.disarm();
         let mut results = Vec::with_capacity(sent.len());
         for s in sent {
             if let Some(reply) = &s.reply {

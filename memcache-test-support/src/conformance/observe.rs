@@ -7,8 +7,9 @@ use std::time::Duration;
 use memcache_proto::observe::{CloseReason, ConnectionEvent, Observer, OperationEvent, Outcome};
 use memcache_proto::{Error, FailurePolicy, Item};
 
+use super::util::keys_owned_by;
 use super::{Adapter, ClientConfig, client};
-use crate::fault::{Fault, FaultServer, Proxy};
+use crate::fault::{Fault, FaultServer, Proxy, ProxyMode};
 use crate::memcached::Memcached;
 
 /// An observer that writes every event down as one line, for exact comparison.
@@ -140,4 +141,66 @@ pub async fn observer_hears_reconnects<A: Adapter>() {
         (1, 2, 1),
         "{stats:?}"
     );
+}
+
+/// A caller that gives up on a call (its future dropped while the reply is on its way) is
+/// heard as one cancelled request; its connection stays open (the late reply is read and
+/// discarded) and serves the next call, so nothing is closed or reopened. A blocking call
+/// cannot be abandoned: it finishes, and is heard as the hit it is.
+pub async fn observer_hears_dropped_futures<A: Adapter>() {
+    let m = Memcached::start();
+    let proxy = Proxy::start(&m.addr());
+    let addr = proxy.addr();
+    // One connection: the next call must share it with the abandoned request.
+    let (c, events) = recorded::<A>(ClientConfig::new([addr.clone()]).max_conns(1));
+    expect_ok!(A::set(&c, &Item::new("k", "v")).await, "set");
+    events.take();
+    proxy.set_mode(ProxyMode::DelayReplies(Duration::from_millis(300)));
+    let dropped = A::timeout(Duration::from_millis(30), A::get(&c, "k")).await;
+    let expected = match dropped {
+        None => format!("op gets {addr} keys=1 cancelled"),
+        Some(got) => {
+            assert_eq!(A::NAME, "memcache-blocking", "an async get outlived a 30 ms timeout: {got:?}");
+            expect_ok!(got, "a blocking get through a slow proxy");
+            format!("op gets {addr} keys=1 hit 1")
+        }
+    };
+    assert_eq!(events.take(), [expected], "{}: a dropped future", A::NAME);
+    proxy.set_mode(ProxyMode::Pass);
+    expect_ok!(A::get(&c, "k").await, "get after a dropped one");
+    assert_eq!(events.take(), [format!("op gets {addr} keys=1 hit 1")], "{}: the next get", A::NAME);
+    let stats = &A::pool_stats(&c)[&addr];
+    assert_eq!((stats.open, stats.created, stats.closed.len()), (1, 1, 0), "{stats:?}");
+}
+
+/// A `get_multi` over two servers dropped while both replies are on their way: one cancelled
+/// request per server, no connection closed.
+pub async fn observer_hears_dropped_fan_outs<A: Adapter>() {
+    let (m1, m2) = (Memcached::start(), Memcached::start());
+    let (p1, p2) = (Proxy::start(&m1.addr()), Proxy::start(&m2.addr()));
+    let (a1, a2) = (p1.addr(), p2.addr());
+    let (c, events) = recorded::<A>(ClientConfig::new([a1.clone(), a2.clone()]));
+    let servers = [a1.clone(), a2.clone()];
+    let keys: Vec<String> = (0..2).flat_map(|i| keys_owned_by(&servers, i, "fan", 1)).collect();
+    for k in &keys {
+        expect_ok!(A::set(&c, &Item::new(k.as_str(), "v")).await, "set {k}");
+    }
+    events.take();
+    p1.set_mode(ProxyMode::DelayReplies(Duration::from_millis(300)));
+    p2.set_mode(ProxyMode::DelayReplies(Duration::from_millis(300)));
+    let dropped = A::timeout(Duration::from_millis(30), A::get_multi(&c, &keys)).await;
+    let outcome = match dropped {
+        None => "cancelled".to_owned(),
+        Some(got) => {
+            assert_eq!(A::NAME, "memcache-blocking", "an async get_multi outlived a 30 ms timeout: {got:?}");
+            assert_eq!(expect_ok!(got, "a blocking get_multi").len(), 2);
+            "hit 1".to_owned()
+        }
+    };
+    let mut expected = [format!("op gets {a1} keys=1 {outcome}"), format!("op gets {a2} keys=1 {outcome}")];
+    expected.sort();
+    assert_eq!(events.take(), expected, "{}: a dropped get_multi", A::NAME);
+    for stats in A::pool_stats(&c).values() {
+        assert_eq!((stats.created, stats.closed.len()), (1, 0), "{stats:?}");
+    }
 }
