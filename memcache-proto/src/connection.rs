@@ -46,6 +46,14 @@ pub struct Connection {
     out: BytesMut,
     /// Chunks that go before `out`: large values, handed out without a copy.
     out_chunks: VecDeque<Bytes>,
+    /// Total length of `out_chunks`.
+    chunks_len: usize,
+    /// Bytes handed out by `poll_transmit` since the connection began.
+    handed_out: u64,
+    /// Each request none of whose bytes was handed out yet, with its place in the stream of
+    /// encoded bytes (`start..end`, counted like `handed_out`), oldest first: what
+    /// [`withdraw`](Self::withdraw) may still take back.
+    unsent: VecDeque<(RequestId, u64, u64)>,
     input: BytesMut,
     next_id: u64,
     poisoned: Option<ProtoError>,
@@ -70,6 +78,9 @@ impl Connection {
             in_flight: VecDeque::new(),
             out: BytesMut::with_capacity(4096),
             out_chunks: VecDeque::new(),
+            chunks_len: 0,
+            handed_out: 0,
+            unsent: VecDeque::new(),
             input: BytesMut::with_capacity(16 * 1024),
             next_id: 0,
             poisoned: None,
@@ -78,11 +89,12 @@ impl Connection {
 
     /// Queues `command` and returns the id its reply will carry.
     pub fn send(&mut self, command: &Command) -> RequestId {
+        let start = self.handed_out + self.pending_len() as u64;
         if let Some(value) = command.encode_head(&mut self.out) {
             if value.len() >= ZERO_COPY_VALUE {
                 let head = self.out.split().freeze();
-                self.out_chunks.push_back(head);
-                self.out_chunks.push_back(value.clone());
+                self.push_chunk(head);
+                self.push_chunk(value.clone());
             } else {
                 self.out.put_slice(value);
             }
@@ -91,17 +103,97 @@ impl Connection {
         let id = RequestId(self.next_id);
         self.next_id += 1;
         self.in_flight.push_back((id, command.reply_kind()));
+        self.unsent.push_back((id, start, self.handed_out + self.pending_len() as u64));
         id
+    }
+
+    /// Takes back request `id` if none of its bytes was handed out by
+    /// [`poll_transmit`](Self::poll_transmit) yet: its bytes are cut from what is left to
+    /// write (the requests around it keep theirs, byte for byte) and no reply is expected for
+    /// it. Returns whether it was withdrawn; `false` once any byte of it may have been
+    /// written, or if it is unknown. A caller that gives up on a request not yet written
+    /// uses it so that the server never sees the request.
+    pub fn withdraw(&mut self, id: RequestId) -> bool {
+        let Some(i) = self.unsent.iter().rposition(|&(r, ..)| r == id) else {
+            return false;
+        };
+        let Some(j) = self.in_flight.iter().rposition(|&(r, _)| r == id) else {
+            return false;
+        };
+        let (_, start, end) = self.unsent.remove(i).unwrap_or((id, 0, 0));
+        self.in_flight.remove(j);
+        let len = end - start;
+        for entry in self.unsent.range_mut(i..) {
+            entry.1 -= len;
+            entry.2 -= len;
+        }
+        // Offsets past `handed_out` are within what is pending, so they fit in usize.
+        let from = (start - self.handed_out) as usize;
+        self.cut(from, from + len as usize);
+        true
+    }
+
+    /// Removes bytes `from..to` of those pending (`out_chunks`, then `out`).
+    fn cut(&mut self, from: usize, to: usize) {
+        if from >= self.chunks_len {
+            // All in `out`, the usual case: close the gap.
+            let tail = self.out.split_off(to - self.chunks_len);
+            self.out.truncate(from - self.chunks_len);
+            self.out.unsplit(tail);
+            return;
+        }
+        // The range touches a chunk (a large value, or commands before one): rebuild the
+        // chunks from the slices outside it, sharing their bytes.
+        let mut segments: Vec<Bytes> = self.out_chunks.drain(..).collect();
+        segments.push(self.out.split().freeze());
+        self.chunks_len = 0;
+        let mut pos = 0;
+        for seg in segments {
+            let (s, e) = (pos, pos + seg.len());
+            pos = e;
+            if e <= from || s >= to {
+                self.push_chunk(seg);
+                continue;
+            }
+            if s < from {
+                self.push_chunk(seg.slice(..from - s));
+            }
+            if e > to {
+                self.push_chunk(seg.slice(to - s..));
+            }
+        }
+    }
+
+    fn push_chunk(&mut self, chunk: Bytes) {
+        if !chunk.is_empty() {
+            self.chunks_len += chunk.len();
+            self.out_chunks.push_back(chunk);
+        }
+    }
+
+    /// Bytes encoded and not handed out yet.
+    fn pending_len(&self) -> usize {
+        self.chunks_len + self.out.len()
     }
 
     /// The next bytes to write, or `None` when everything queued was handed out. Commands
     /// sent back to back come out coalesced in one chunk; large values come out as their own
     /// chunk, sharing the caller's `Bytes`.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        if let Some(chunk) = self.out_chunks.pop_front() {
-            return Some(chunk);
+        let chunk = match self.out_chunks.pop_front() {
+            Some(chunk) => {
+                self.chunks_len -= chunk.len();
+                chunk
+            }
+            None if self.out.is_empty() => return None,
+            None => self.out.split().freeze(),
+        };
+        self.handed_out += chunk.len() as u64;
+        // Requests with a byte handed out can no longer be withdrawn.
+        while self.unsent.front().is_some_and(|&(_, start, _)| start < self.handed_out) {
+            self.unsent.pop_front();
         }
-        (!self.out.is_empty()).then(|| self.out.split().freeze())
+        Some(chunk)
     }
 
     /// Whether `poll_transmit` has bytes to hand out.

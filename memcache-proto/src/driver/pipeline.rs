@@ -31,7 +31,7 @@ pub use ticket::Ticket;
 use super::coalesce;
 use crate::config::Config;
 use crate::observe::CloseReason;
-use crate::{Command, Connection, Error, Key, Keys, ProtoError, Response};
+use crate::{Command, Connection, Error, Key, Keys, ProtoError, RequestId, Response};
 
 /// A connected byte stream the client drives: one per connection, shared by the callers
 /// pipelined on it. An adapter implements it for its runtime's sockets in a few lines.
@@ -149,7 +149,8 @@ struct PipeState {
 /// The caller(s) a reply of the connection belongs to.
 #[derive(Debug)]
 enum Target {
-    One(u64),
+    /// A caller's slot, and the connection's id for its request (see [`PipeState::withdraw`]).
+    One(u64, RequestId),
     Merged(Vec<(u64, Key)>),
 }
 
@@ -244,8 +245,8 @@ impl Pipe {
             match coalesce::mergeable(command) {
                 Some(key) if !idle => state.gathered.push((id, key.clone())),
                 _ => {
-                    state.conn.send(command);
-                    state.targets.push_back(Target::One(id));
+                    let request = state.conn.send(command);
+                    state.targets.push_back(Target::One(id, request));
                     state.queued += 1;
                 }
             }
@@ -480,7 +481,7 @@ impl PipeState {
     fn unwritten(&self) -> Vec<u64> {
         let queued = self.targets.iter().rev().take(self.queued);
         let ids = queued.flat_map(|t| match t {
-            Target::One(id) => vec![*id],
+            Target::One(id, _) => vec![*id],
             Target::Merged(gathered) => gathered.iter().map(|(id, _)| *id).collect(),
         });
         ids.chain(self.gathered.iter().map(|(id, _)| *id)).collect()
@@ -528,8 +529,8 @@ impl PipeState {
             0 => return,
             1 => {
                 let Some((id, key)) = self.gathered.pop() else { return };
-                self.conn.send(&Command::Get { keys: Keys::one(key), cas: true, touch: None });
-                Target::One(id)
+                let request = self.conn.send(&Command::Get { keys: Keys::one(key), cas: true, touch: None });
+                Target::One(id, request)
             }
             _ => {
                 self.conn.send(&coalesce::command(&self.gathered));
@@ -544,7 +545,7 @@ impl PipeState {
     fn dispatch(&mut self) -> Result<(), Error> {
         while let Some(done) = self.conn.poll_response()? {
             match self.targets.pop_front() {
-                Some(Target::One(id)) => self.complete(id, done.response),
+                Some(Target::One(id, _)) => self.complete(id, done.response),
                 Some(Target::Merged(gathered)) => {
                     for (id, response) in coalesce::split(gathered, done.response)? {
                         self.complete(id, response);

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use super::{Pipe, ReadNow, Slot};
+use super::{Pipe, PipeState, ReadNow, Slot, Target};
 use crate::config::deadline;
 use crate::{Error, Response};
 
@@ -137,14 +137,53 @@ impl Ticket {
 impl Drop for Ticket {
     fn drop(&mut self) {
         if !self.finished {
-            // A reply still to come is abandoned, not forgotten: it is read and discarded,
-            // and its deadline still holds (see `Slot::Abandoned`).
+            // A request not written yet is withdrawn; a reply still to come is abandoned,
+            // not forgotten: it is read and discarded, and its deadline still holds (see
+            // `Slot::Abandoned`).
             let mut state = self.pipe.lock();
-            match state.slots.get_mut(&self.id) {
-                Some(slot @ Slot::Waiting(_)) => *slot = Slot::Abandoned,
-                _ => drop(state.slots.remove(&self.id)),
-            }
+            state.abandon(self.id);
+            self.pipe.publish_load(&state);
         }
         self.stop_reading();
+    }
+}
+
+impl PipeState {
+    /// A caller gave up on request `id` (dropped its ticket before the reply). A request no
+    /// byte of which was taken for writing is withdrawn: the server never sees it, so a write
+    /// the caller cancelled cannot be applied later, after writes the caller made since. One
+    /// already (partly) written stays, and its reply is read and discarded in turn
+    /// ([`Slot::Abandoned`]).
+    fn abandon(&mut self, id: u64) {
+        let waiting = matches!(self.slots.get(&id), Some(Slot::Waiting(_)));
+        if waiting && !self.withdraw(id) {
+            self.slots.insert(id, Slot::Abandoned);
+        } else {
+            self.slots.remove(&id);
+        }
+    }
+
+    /// Takes request `id` back if it is still gathered, or still whole in the connection's
+    /// output; whether it was. Its deadline entry is skipped once its slot is gone.
+    fn withdraw(&mut self, id: u64) -> bool {
+        if let Some(i) = self.gathered.iter().position(|&(g, _)| g == id) {
+            self.gathered.remove(i);
+            return true;
+        }
+        // Unwritten requests are the newest: search from the back.
+        let Some(pos) = self.targets.iter().rposition(|t| matches!(t, Target::One(slot, _) if *slot == id))
+        else {
+            return false;
+        };
+        let Target::One(_, request) = self.targets[pos] else { return false };
+        if !self.conn.withdraw(request) {
+            return false;
+        }
+        let queued_from = self.targets.len().saturating_sub(self.queued);
+        self.targets.remove(pos);
+        if pos >= queued_from {
+            self.queued -= 1;
+        }
+        true
     }
 }
