@@ -8,21 +8,29 @@
 //! act on the answers. Sans-IO: time is passed in.
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
 
 use crate::health::{Health, Permit};
 use crate::op::GetMulti;
 use crate::{Error, FailurePolicy, Key, ServerAddr, ServerSelector};
 
-/// The servers a client talks to, and what it knows about them.
+/// The selector's servers at one of its generations.
+struct Known {
+    generation: u64,
+    servers: Vec<ServerAddr>,
+}
+
+/// The servers a client talks to, and what it knows about them. Lock-free, like the
+/// selectors and [`Health`]: every call reads atomics and immutable snapshots.
 pub struct Fleet {
     selector: Arc<dyn ServerSelector>,
     health: Health,
-    /// The selector's generation when `known` was taken (fast check without the lock).
-    seen: AtomicU64,
-    known: Mutex<Vec<ServerAddr>>,
+    /// The servers as last seen, swapped whole when a caller notices a change.
+    known: ArcSwap<Known>,
     resolve_every: Option<Duration>,
     /// When the fleet was made: the origin of `next_resolve`.
     origin: Instant,
@@ -52,8 +60,10 @@ impl Fleet {
     ) -> Fleet {
         let first = resolve_every.map_or(u64::MAX, nanos);
         Fleet {
-            seen: AtomicU64::new(selector.generation()),
-            known: Mutex::new(selector.servers()),
+            known: ArcSwap::from_pointee(Known {
+                generation: selector.generation(),
+                servers: selector.servers(),
+            }),
             selector,
             health: Health::new(policy),
             resolve_every,
@@ -146,18 +156,24 @@ impl Fleet {
     /// [`set_servers`](Self::set_servers), a refresh that found new addresses, or the owner
     /// of a shared selector): the client closes their connections once their requests in
     /// flight are done. Their health is forgotten. One atomic load when nothing changed.
+    ///
+    /// Of concurrent callers that notice the same change, the one whose compare-and-swap
+    /// installs the new list reports it; the others get nothing, so each departure is
+    /// reported once.
     pub fn departed(&self) -> Vec<ServerAddr> {
+        let known = self.known.load();
         let generation = self.selector.generation();
-        if generation == self.seen.load(Ordering::Acquire) {
+        if generation == known.generation {
             return Vec::new();
         }
-        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
-        let generation = self.selector.generation();
-        let current = self.selector.servers();
-        let gone = known.iter().filter(|s| !current.contains(s)).cloned().collect();
-        self.health.retain(&current);
-        *known = current;
-        self.seen.store(generation, Ordering::Release);
+        let servers = self.selector.servers();
+        let gone: Vec<ServerAddr> = known.servers.iter().filter(|s| !servers.contains(s)).cloned().collect();
+        let next = Arc::new(Known { generation, servers });
+        let previous = self.known.compare_and_swap(&*known, next.clone());
+        if !Arc::ptr_eq(&*previous, &*known) {
+            return Vec::new();
+        }
+        self.health.retain(&next.servers);
         gone
     }
 
@@ -200,7 +216,3 @@ pub(crate) fn group<S: AsRef<str>>(
     }
     Ok(groups)
 }
-
-#[cfg(test)]
-#[path = "fleet_tests.rs"]
-mod tests;

@@ -12,9 +12,10 @@
 //! shared by all clones of a client.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
 
 use crate::config::deadline;
 use crate::{Error, ServerAddr, ServerSelector};
@@ -108,20 +109,24 @@ enum State {
     Down { retry_at: Instant, probes: u32 },
 }
 
-/// The health of a client's servers. Shared by every clone of a client; cheap when every
-/// server is healthy (one atomic load per call, no lock).
+/// Every troubled server's state, replaced whole on a change; healthy servers have no entry.
+type States = HashMap<ServerAddr, State>;
+
+/// The health of a client's servers. Shared by every clone of a client, and lock-free: the
+/// troubled servers are an immutable map that a change replaces whole (copy, edit, then
+/// compare-and-swap, again if another thread changed it meanwhile). Reading is one atomic
+/// load, so calls never wait on each other; only failures and probes, rare by nature, copy
+/// the map, which holds only the servers in trouble.
 #[derive(Debug)]
 pub struct Health {
     policy: FailurePolicy,
-    /// The number of entries in `states`: zero means all healthy, so the lock is skipped.
-    troubled: AtomicUsize,
-    states: Mutex<HashMap<ServerAddr, State>>,
+    states: ArcSwap<States>,
 }
 
 impl Health {
     /// A tracker applying `policy`.
     pub fn new(policy: FailurePolicy) -> Health {
-        Health { policy, troubled: AtomicUsize::new(0), states: Mutex::new(HashMap::new()) }
+        Health { policy, states: ArcSwap::default() }
     }
 
     /// The policy in force.
@@ -141,44 +146,67 @@ impl Health {
         Ok(())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ServerAddr, State>> {
-        self.states.lock().unwrap_or_else(|p| p.into_inner())
+    /// `server`'s state, if it is in trouble (and the policy is on).
+    fn state(&self, server: &ServerAddr) -> Option<State> {
+        if !self.policy.is_enabled() {
+            return None;
+        }
+        self.states.load().get(server).copied()
     }
 
-    fn all_healthy(&self) -> bool {
-        !self.policy.is_enabled() || self.troubled.load(Ordering::Acquire) == 0
+    /// Applies `change` to the current map and installs the map it returns, if any; if
+    /// another thread installed a map meanwhile, `change` runs again on that one, so every
+    /// decision (such as "this caller is the probe") is made on the map it replaces. Returns
+    /// the decision that was installed.
+    fn update<R>(&self, mut change: impl FnMut(&States) -> (Option<States>, R)) -> R {
+        let mut current = self.states.load();
+        loop {
+            let (next, decided) = change(&current);
+            let Some(next) = next else { return decided };
+            let previous = self.states.compare_and_swap(&*current, Arc::new(next));
+            if Arc::ptr_eq(&*previous, &*current) {
+                return decided;
+            }
+            current = previous;
+        }
     }
 
     /// May a call go to `server` now? `Err(ServerUnavailable)` while it is down; the first
     /// caller at or after its retry time gets [`Permit::Probe`] (and the next retry time moves
     /// on, so a probe that never reports is replaced by another later).
     pub fn check(&self, server: &ServerAddr, now: Instant) -> Result<Permit, Error> {
-        if self.all_healthy() {
-            return Ok(Permit::Normal);
-        }
-        let mut states = self.lock();
-        match states.get_mut(server) {
-            Some(State::Down { retry_at, probes }) if now >= *retry_at => {
-                *retry_at = deadline(now, self.policy.backoff(server, *probes));
-                Ok(Permit::Probe)
+        match self.state(server) {
+            Some(State::Down { retry_at, .. }) if now < retry_at => {
+                Err(Error::ServerUnavailable { server: server.clone(), retry_at })
             }
-            Some(State::Down { retry_at, .. }) => {
-                Err(Error::ServerUnavailable { server: server.clone(), retry_at: *retry_at })
-            }
+            Some(State::Down { .. }) => self.claim_probe(server, now),
             _ => Ok(Permit::Normal),
         }
     }
 
+    /// The down `server` is due at `now`: one caller wins the probe and moves its retry time.
+    fn claim_probe(&self, server: &ServerAddr, now: Instant) -> Result<Permit, Error> {
+        self.update(|states| match states.get(server) {
+            Some(&State::Down { retry_at, probes }) if now >= retry_at => {
+                let retry_at = deadline(now, self.policy.backoff(server, probes));
+                (Some(with(states, server, State::Down { retry_at, probes })), Ok(Permit::Probe))
+            }
+            Some(&State::Down { retry_at, .. }) => {
+                (None, Err(Error::ServerUnavailable { server: server.clone(), retry_at }))
+            }
+            _ => (None, Ok(Permit::Normal)),
+        })
+    }
+
     /// Whether `server` is down (whether or not a probe is due).
     pub fn is_down(&self, server: &ServerAddr) -> bool {
-        !self.all_healthy() && matches!(self.lock().get(server), Some(State::Down { .. }))
+        matches!(self.state(server), Some(State::Down { .. }))
     }
 
     /// Whether `server` is down and not yet due for a probe at `now` (a pure query: it does
     /// not claim the probe). Ejection skips these servers.
     pub fn is_resting(&self, server: &ServerAddr, now: Instant) -> bool {
-        !self.all_healthy()
-            && matches!(self.lock().get(server), Some(State::Down { retry_at, .. }) if now < *retry_at)
+        matches!(self.state(server), Some(State::Down { retry_at, .. }) if now < retry_at)
     }
 
     /// Records the outcome of a call to `server` made under `permit`: `Ok(())` for any
@@ -194,13 +222,13 @@ impl Health {
 
     /// The server answered: it is healthy.
     pub fn succeeded(&self, server: &ServerAddr) {
-        if self.all_healthy() {
+        if self.state(server).is_none() {
             return;
         }
-        let mut states = self.lock();
-        if states.remove(server).is_some() {
-            self.troubled.store(states.len(), Ordering::Release);
-        }
+        self.update(|states| {
+            let mut next = states.clone();
+            (next.remove(server).map(|_| next), ())
+        });
     }
 
     /// A transport failure of a call made under `permit`.
@@ -208,27 +236,29 @@ impl Health {
         if !self.policy.is_enabled() {
             return;
         }
-        let mut states = self.lock();
         let limit = self.policy.failure_limit;
-        let next = match (states.get(server).copied(), permit) {
-            (None, _) => failing(1, limit, server, &self.policy, now),
-            (Some(State::Failing(n)), _) => failing(n + 1, limit, server, &self.policy, now),
-            (Some(State::Down { probes, .. }), Permit::Probe) => {
-                let probes = probes.saturating_add(1);
-                State::Down { retry_at: deadline(now, self.policy.backoff(server, probes)), probes }
-            }
-            // A call admitted before the server went down: already counted.
-            (Some(down @ State::Down { .. }), Permit::Normal) => down,
-        };
-        states.insert(server.clone(), next);
-        self.troubled.store(states.len(), Ordering::Release);
+        self.update(|states| {
+            let next = match (states.get(server).copied(), permit) {
+                (None, _) => failing(1, limit, server, &self.policy, now),
+                (Some(State::Failing(n)), _) => failing(n + 1, limit, server, &self.policy, now),
+                (Some(State::Down { probes, .. }), Permit::Probe) => {
+                    let probes = probes.saturating_add(1);
+                    State::Down { retry_at: deadline(now, self.policy.backoff(server, probes)), probes }
+                }
+                // A call admitted before the server went down: already counted.
+                (Some(State::Down { .. }), Permit::Normal) => return (None, ()),
+            };
+            (Some(with(states, server, next)), ())
+        });
     }
 
     /// Forgets servers not in `servers` (after the server list changed).
     pub fn retain(&self, servers: &[ServerAddr]) {
-        let mut states = self.lock();
-        states.retain(|s, _| servers.contains(s));
-        self.troubled.store(states.len(), Ordering::Release);
+        self.update(|states| {
+            let next: States =
+                states.iter().filter(|(s, _)| servers.contains(s)).map(|(s, v)| (s.clone(), *v)).collect();
+            ((next.len() != states.len()).then_some(next), ())
+        });
     }
 
     /// Where a call for `key` goes now: the selector's server if it is up (or due a probe);
@@ -255,6 +285,13 @@ impl Health {
     }
 }
 
+/// A copy of `states` with `server` in `state`.
+fn with(states: &States, server: &ServerAddr, state: State) -> States {
+    let mut next = states.clone();
+    next.insert(server.clone(), state);
+    next
+}
+
 /// `n` consecutive failures: still up, or down from `now` if `n` reached the limit.
 fn failing(n: u32, limit: u32, server: &ServerAddr, policy: &FailurePolicy, now: Instant) -> State {
     if n >= limit {
@@ -263,7 +300,3 @@ fn failing(n: u32, limit: u32, server: &ServerAddr, policy: &FailurePolicy, now:
         State::Failing(n)
     }
 }
-
-#[cfg(test)]
-#[path = "health_tests.rs"]
-mod tests;

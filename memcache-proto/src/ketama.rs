@@ -11,9 +11,10 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
 
+use arc_swap::ArcSwap;
 use md5::{Digest, Md5};
 
 use crate::resolve::{self, Resolver};
@@ -61,9 +62,12 @@ struct Ring {
 /// assert_eq!(ring.pick_server(b"user:2")?.to_string(), "10.0.0.3:11211");
 /// # Ok::<(), memcache_proto::Error>(())
 /// ```
+///
+/// As with `ServerList`, the ring is an immutable snapshot swapped whole on a change, so a
+/// lookup is one lock-free load.
 pub struct Ketama {
     flavor: Flavor,
-    ring: RwLock<Arc<Ring>>,
+    ring: ArcSwap<Ring>,
     resolver: Resolver,
     generation: AtomicU64,
 }
@@ -103,7 +107,7 @@ impl Ketama {
     }
 
     fn empty(flavor: Flavor, resolver: Resolver) -> Ketama {
-        Ketama { flavor, ring: RwLock::new(Arc::default()), resolver, generation: AtomicU64::new(0) }
+        Ketama { flavor, ring: ArcSwap::default(), resolver, generation: AtomicU64::new(0) }
     }
 
     /// The same selector, looking names up with `resolver` from now on (in
@@ -165,19 +169,18 @@ impl Ketama {
     }
 
     fn install(&self, servers: Vec<(ServerAddr, u32)>) {
-        let ring = Arc::new(Ring::build(self.flavor, servers));
-        *self.ring.write().unwrap_or_else(|p| p.into_inner()) = ring;
+        self.ring.store(Arc::new(Ring::build(self.flavor, servers)));
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     fn snapshot(&self) -> Arc<Ring> {
-        self.ring.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.ring.load_full()
     }
 
     /// The server owning the first point at or after `key`'s hash for which `skip` is false;
     /// the first point's server if `skip` excludes everything.
     fn locate(&self, key: &[u8], skip: &dyn Fn(&ServerAddr) -> bool) -> Result<ServerAddr, Error> {
-        let ring = self.snapshot();
+        let ring = self.ring.load();
         match ring.servers.len() {
             0 => return Err(Error::NoServers),
             // libmemcached short-circuits one server (so does any ring of one).

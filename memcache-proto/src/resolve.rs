@@ -121,11 +121,19 @@ impl fmt::Debug for ShowResolver {
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
-    use std::sync::Mutex;
+
+    use arc_swap::ArcSwap;
 
     use super::*;
 
-    type Table = Arc<Mutex<HashMap<String, Vec<SocketAddr>>>>;
+    type Table = Arc<ArcSwap<HashMap<String, Vec<SocketAddr>>>>;
+
+    /// Changes the resolver's table, as DNS changes between lookups.
+    fn edit(table: &Table, change: impl FnOnce(&mut HashMap<String, Vec<SocketAddr>>)) {
+        let mut next = HashMap::clone(&table.load());
+        change(&mut next);
+        table.store(Arc::new(next));
+    }
 
     /// A resolver answering from a table that the test can change.
     fn table(entries: &[(&str, &[&str])]) -> (Resolver, Table) {
@@ -133,12 +141,11 @@ mod tests {
             .iter()
             .map(|(n, a)| (n.to_string(), a.iter().map(|s| s.parse().expect("literal")).collect()))
             .collect();
-        let map = Arc::new(Mutex::new(map));
+        let map = Arc::new(ArcSwap::from_pointee(map));
         let lookup = map.clone();
         let resolver: Resolver = Arc::new(move |name: &str| {
             lookup
-                .lock()
-                .expect("test lock")
+                .load()
                 .get(name)
                 .cloned()
                 .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such host"))
@@ -206,11 +213,10 @@ mod tests {
         assert!(same.outcome().is_ok());
         assert!(same.servers.iter().zip(&servers).all(|(a, b)| a.is_same(b)), "same objects kept");
 
-        {
-            let mut m = map.lock().expect("test lock");
+        edit(&map, |m| {
             m.remove("a:1");
             m.insert("b:1".into(), vec!["10.0.0.9:1".parse().expect("literal")]);
-        }
+        });
         let next = refresh(&servers, &r);
         assert!(next.changed);
         assert_eq!(tcp(&next.servers[0]), ["10.0.0.1:1"], "a failed name keeps its last good address");
@@ -219,7 +225,7 @@ mod tests {
         assert_eq!(next.servers[3], servers[3]);
         assert!(matches!(next.outcome(), Err(Error::BadAddress(m)) if m.contains("a:1")));
 
-        map.lock().expect("test lock").remove("c:1");
+        edit(&map, |m| drop(m.remove("c:1")));
         let two = refresh(&next.servers, &r);
         assert!(matches!(two.outcome(), Err(Error::BadAddress(m)) if m.contains("a:1") && m.contains("c:1")));
     }

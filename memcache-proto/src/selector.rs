@@ -4,8 +4,10 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+
+use arc_swap::ArcSwap;
 
 use crate::Error;
 use crate::resolve::{self, Resolver};
@@ -232,8 +234,12 @@ pub(crate) fn distinct(list: &[ServerAddr]) -> Vec<ServerAddr> {
 ///
 /// A server listed twice gets twice the share of keys. `Default` is an empty list, which
 /// answers [`Error::NoServers`] until [`set_servers`](Self::set_servers) is called.
+///
+/// The list is an immutable snapshot swapped whole on a change: every `pick_server` is one
+/// lock-free load, so threads never wait on each other to route a key, and a call keeps the
+/// snapshot it started with while the list changes under it.
 pub struct ServerList {
-    addrs: RwLock<Arc<[ServerAddr]>>,
+    addrs: ArcSwap<Vec<ServerAddr>>,
     resolver: Resolver,
     generation: AtomicU64,
 }
@@ -260,7 +266,7 @@ impl ServerList {
 
     /// An empty list that looks names up with `resolver` instead of the system's.
     pub fn with_resolver(resolver: Resolver) -> ServerList {
-        ServerList { addrs: RwLock::new(Arc::new([])), resolver, generation: AtomicU64::new(0) }
+        ServerList { addrs: ArcSwap::from_pointee(Vec::new()), resolver, generation: AtomicU64::new(0) }
     }
 
     /// Replaces the servers. Each is resolved now (an address containing `/` is a Unix
@@ -268,7 +274,7 @@ impl ServerList {
     /// calls in progress finish with the list they started with.
     pub fn set_servers<S: AsRef<str>>(&self, servers: impl IntoIterator<Item = S>) -> Result<(), Error> {
         let addrs = resolve::resolve_all(servers, &self.resolver)?;
-        self.replace(addrs.into());
+        self.replace(addrs);
         Ok(())
     }
 
@@ -276,25 +282,27 @@ impl ServerList {
     pub fn refresh(&self) -> Result<(), Error> {
         let refreshed = resolve::refresh(&self.snapshot(), &self.resolver);
         if refreshed.changed {
-            self.replace(refreshed.servers.clone().into());
+            self.replace(refreshed.servers.clone());
         }
         refreshed.outcome()
     }
 
-    fn replace(&self, addrs: Arc<[ServerAddr]>) {
-        let mut current = self.addrs.write().unwrap_or_else(|p| p.into_inner());
-        *current = addrs;
+    /// Installs `addrs`, then moves the generation on: whoever sees the new generation
+    /// finds the new list (a reader may see the new list a moment before the new number,
+    /// which only delays its noticing the change to its next call).
+    fn replace(&self, addrs: Vec<ServerAddr>) {
+        self.addrs.store(Arc::new(addrs));
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    fn snapshot(&self) -> Arc<[ServerAddr]> {
-        self.addrs.read().unwrap_or_else(|p| p.into_inner()).clone()
+    fn snapshot(&self) -> Arc<Vec<ServerAddr>> {
+        self.addrs.load_full()
     }
 }
 
 impl ServerSelector for ServerList {
     fn pick_server(&self, key: &[u8]) -> Result<ServerAddr, Error> {
-        let addrs = self.addrs.read().unwrap_or_else(|p| p.into_inner());
+        let addrs = self.addrs.load();
         match addrs.len() {
             0 => Err(Error::NoServers),
             1 => Ok(addrs[0].clone()),

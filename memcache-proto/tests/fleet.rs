@@ -3,17 +3,21 @@
 
 use std::time::{Duration, Instant};
 
-use super::*;
-use crate::op::Op;
-use crate::{Command, Ketama, ServerList};
+use std::sync::Arc;
+
+use memcache_proto::config::{Builder, Config, FromConfig};
+use memcache_proto::fleet::Fleet;
+use memcache_proto::health::Permit;
+use memcache_proto::op::{GetMulti, Op};
+use memcache_proto::{Command, Error, FailurePolicy, Ketama, ServerAddr, ServerList, ServerSelector};
 
 /// A client type for building configs only.
 struct NoClient;
 
-impl crate::config::FromConfig for NoClient {
+impl FromConfig for NoClient {
     type Connector = ();
 
-    fn from_config(_: crate::config::Config, _: Option<()>) -> Result<Self, Error> {
+    fn from_config(_: Config, _: Option<()>) -> Result<Self, Error> {
         Ok(NoClient)
     }
 }
@@ -46,9 +50,9 @@ fn keys_of(plan: &[(ServerAddr, GetMulti)]) -> Vec<(String, usize)> {
 fn ejection_is_refused_with_crc32_at_build() {
     let eject = FailurePolicy { eject: true, ..FailurePolicy::default() };
     let crc = ServerList::new(names(2)).expect("literals");
-    let refused = crate::config::Builder::<NoClient>::new().selector(crc).failure_policy(eject).config();
+    let refused = Builder::<NoClient>::new().selector(crc).failure_policy(eject).config();
     assert!(matches!(refused, Err(Error::InvalidConfig(_))));
-    let ok = crate::config::Builder::<NoClient>::new().selector(ring(2)).failure_policy(eject).config();
+    let ok = Builder::<NoClient>::new().selector(ring(2)).failure_policy(eject).config();
     assert!(ok.is_ok());
 }
 
@@ -119,6 +123,30 @@ fn departed_reports_servers_that_left_once_and_forgets_their_health() {
     assert!(fleet.departed().is_empty(), "a failed change is no change");
     fleet.set_servers(&["10.0.0.1:11211"]).expect("literals");
     assert_eq!(fleet.departed().len(), 1);
+}
+
+/// The known list is swapped by compare-and-swap: of threads noticing one change together,
+/// exactly one reports the servers that left.
+#[test]
+fn racing_threads_report_a_departure_once() {
+    let owner = Arc::new(ServerList::new(names(4)).expect("literals"));
+    let fleet = Fleet::new(owner.clone(), FailurePolicy::default(), None, Instant::now());
+    owner.set_servers(names(2)).expect("literals");
+    let threads = 8;
+    let barrier = std::sync::Barrier::new(threads);
+    let reported: Vec<Vec<ServerAddr>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    fleet.departed()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("no panic")).collect()
+    });
+    let all: Vec<String> = reported.iter().flatten().map(ServerAddr::to_string).collect();
+    assert_eq!(all, ["10.0.0.3:11211", "10.0.0.4:11211"], "each departure reported once: {reported:?}");
 }
 
 #[test]

@@ -5,8 +5,8 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::*;
-use crate::{Ketama, ServerList};
+use memcache_proto::health::Permit;
+use memcache_proto::{Error, FailurePolicy, Health, Ketama, ServerAddr, ServerList, ServerSelector};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -79,7 +79,7 @@ fn only_transport_failures_count() {
         h.record(&s, Permit::Normal, Err(e), t0);
         assert!(!h.is_down(&s), "{e:?} does not count");
     }
-    for e in [Error::Timeout, io_error(), Error::Protocol(crate::ProtoError::BadValueTerminator)] {
+    for e in [Error::Timeout, io_error(), Error::Protocol(memcache_proto::ProtoError::BadValueTerminator)] {
         let h = Health::new(FailurePolicy { failure_limit: 1, ..FailurePolicy::default() });
         h.record(&s, Permit::Normal, Err(&e), t0);
         assert!(h.is_down(&s), "{e:?} counts");
@@ -101,6 +101,43 @@ fn exactly_one_probe_when_the_wait_is_over_and_success_brings_it_back() {
     assert!(!h.is_down(&s));
     fail(&h, &s, 2, at);
     assert_eq!(h.check(&s, at).expect("counting starts again"), Permit::Normal);
+}
+
+/// Health is lock-free (compare-and-swap of an immutable map): of many threads racing for a
+/// due probe, exactly one wins, and failures counted from many threads at once are none lost.
+#[test]
+fn racing_threads_get_one_probe_and_lose_no_failure() {
+    let policy = FailurePolicy { failure_limit: 64, ..FailurePolicy::default() };
+    let (h, s, t0) = setup(policy);
+    let threads = 8;
+    let barrier = std::sync::Barrier::new(threads);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                barrier.wait();
+                fail(&h, &s, 7, t0);
+            });
+        }
+    });
+    assert!(!h.is_down(&s), "56 failures, limit 64");
+    fail(&h, &s, 8, t0);
+    assert!(h.is_down(&s), "the 64th consecutive failure, none lost to a race");
+
+    let at = retry_at(&h, &s, t0);
+    let probes = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                barrier.wait();
+                for _ in 0..100 {
+                    if matches!(h.check(&s, at), Ok(Permit::Probe)) {
+                        probes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(probes.into_inner(), 1, "one probe among 800 racing checks");
 }
 
 #[test]
