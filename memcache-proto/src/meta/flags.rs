@@ -54,6 +54,32 @@ pub(crate) enum Token {
     Opaque(Opaque),
 }
 
+/// A flag argument as the builders take it: unsigned numbers (CAS, delta, client flags, TTLs
+/// that can't be negative) and signed ones (expirations, where `-1` means "expired now").
+impl From<u64> for Token {
+    fn from(n: u64) -> Token {
+        Token::Unsigned(n)
+    }
+}
+
+impl From<u32> for Token {
+    fn from(n: u32) -> Token {
+        Token::Unsigned(u64::from(n))
+    }
+}
+
+impl From<i32> for Token {
+    fn from(n: i32) -> Token {
+        Token::Signed(i64::from(n))
+    }
+}
+
+impl From<Opaque> for Token {
+    fn from(o: Opaque) -> Token {
+        Token::Opaque(o)
+    }
+}
+
 /// One flag: its letter and its token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Flag {

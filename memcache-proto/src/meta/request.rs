@@ -169,33 +169,45 @@ impl MetaRequest {
     }
 }
 
+/// Setters that set one flag each, declared as `name(arg: Type) => letter` (the argument
+/// becomes the flag's token) or `name => letter` (a flag without a token), so that each
+/// builder method is one line of declaration and its doc.
+macro_rules! flag_methods {
+    ($t:ident { $($(#[$doc:meta])* $name:ident $(($arg:ident: $ty:ty))? => $letter:literal;)* }) => {
+        impl $t {
+            $(
+                $(#[$doc])*
+                pub fn $name(mut self $(, $arg: $ty)?) -> Self {
+                    self.0.flags.set($letter, flag_methods!(@token $($arg)?));
+                    self
+                }
+            )*
+        }
+    };
+    (@token) => { Token::None };
+    (@token $arg:ident) => { Token::from($arg) };
+}
+
+/// What every builder has: key echo, opaque, base64 keys, a chosen CAS, and the conversion
+/// into a [`MetaRequest`].
 macro_rules! builder_common {
     ($t:ident) => {
-        impl $t {
+        flag_methods!($t {
             /// `k`: the server echoes the key (a binary key in base64, decoded back here).
-            pub fn return_key(mut self) -> Self {
-                self.0.flags.set(b'k', Token::None);
-                self
-            }
-
+            return_key => b'k';
             /// `O<token>`: the server echoes the token. A batch replaces it with its own.
-            pub fn opaque(mut self, token: Opaque) -> Self {
-                self.0.flags.set(b'O', Token::Opaque(token));
-                self
-            }
+            opaque(token: Opaque) => b'O';
+            /// `E<cas>`: the item's new CAS is `cas` instead of the server's next one
+            /// (memcached 1.6.20 or newer; refused before sending on an older server).
+            new_cas(cas: u64) => b'E';
+        });
 
+        impl $t {
             /// `b`: sends even a text key in base64 (a binary key always is). The key then
             /// also picks its server by its base64 form.
             pub fn base64_key(mut self) -> Result<Self, Error> {
                 self.0.key = MetaKey::binary(&self.0.key.to_raw())?;
                 Ok(self)
-            }
-
-            /// `E<cas>`: the item's new CAS is `cas` instead of the server's next one
-            /// (memcached 1.6.20 or newer; refused before sending on an older server).
-            pub fn new_cas(mut self, cas: u64) -> Self {
-                self.0.flags.set(b'E', Token::Unsigned(cas));
-                self
             }
 
             /// The request as built.
@@ -212,16 +224,21 @@ macro_rules! builder_common {
     };
 }
 
-macro_rules! flag_methods {
-    ($t:ident { $($(#[$doc:meta])* $name:ident => $letter:literal;)* }) => {
+/// `value` and `meta_only` of the builders that return a value by default (`mg`, `ma`).
+macro_rules! value_methods {
+    ($t:ident, $(#[$meta_only:meta])*) => {
         impl $t {
-            $(
-                $(#[$doc])*
-                pub fn $name(mut self) -> Self {
-                    self.0.flags.set($letter, Token::None);
-                    self
-                }
-            )*
+            /// `v` at this point of the line (it is first by default).
+            pub fn value(mut self) -> Self {
+                self.0.flags.set_last(b'v', Token::None);
+                self
+            }
+
+            $(#[$meta_only])*
+            pub fn meta_only(mut self) -> Self {
+                self.0.flags.remove(b'v');
+                self
+            }
         }
     };
 }
@@ -238,49 +255,9 @@ impl MetaGet {
         Ok(MetaGet(r))
     }
 
-    /// `v` at this point of the line (it is first by default).
-    pub fn value(mut self) -> Self {
-        self.0.flags.set_last(b'v', Token::None);
-        self
-    }
-
-    /// Drops `v`: the reply is `HD` with the asked metadata, no data block.
-    pub fn meta_only(mut self) -> Self {
-        self.0.flags.remove(b'v');
-        self
-    }
-
     /// `h l s`: whether the item was read before, seconds since its last access, and its size.
     pub fn access_info(self) -> Self {
         self.hit_before().last_access().size()
-    }
-
-    /// `T<exptime>`: updates the item's expiration, as `touch` does.
-    pub fn touch(mut self, exptime: i32) -> Self {
-        self.0.flags.set(b'T', Token::Signed(i64::from(exptime)));
-        self
-    }
-
-    /// `N<ttl>`: on a miss, creates an empty placeholder living `vivify_ttl` seconds and
-    /// answers with `W` (this caller won the lease, it should fill the item); later callers
-    /// see `Z` until the item is stored.
-    pub fn lease(mut self, vivify_ttl: i32) -> Self {
-        self.0.flags.set(b'N', Token::Signed(i64::from(vivify_ttl)));
-        self
-    }
-
-    /// `R<ttl>`: when the item has less than `ttl` seconds left, one caller gets `W` and
-    /// should refresh it early, while the others keep reading it.
-    pub fn recache_below(mut self, ttl: u32) -> Self {
-        self.0.flags.set(b'R', Token::Unsigned(u64::from(ttl)));
-        self
-    }
-
-    /// `C<cas>`: leaves the value out when the item's CAS is still `cas` (memcached 1.6.40
-    /// or newer; 1.6.18 ignores the flag, so it is refused before sending to older servers).
-    pub fn if_changed(mut self, cas: u64) -> Self {
-        self.0.flags.set(b'C', Token::Unsigned(cas));
-        self
     }
 }
 
@@ -299,7 +276,22 @@ flag_methods!(MetaGet {
     last_access => b'l';
     /// `s`: return the item's size in bytes.
     size => b's';
+    /// `T<exptime>`: updates the item's expiration, as `touch` does.
+    touch(exptime: i32) => b'T';
+    /// `N<ttl>`: on a miss, creates an empty placeholder living `vivify_ttl` seconds and
+    /// answers with `W` (this caller won the lease, it should fill the item); later callers
+    /// see `Z` until the item is stored.
+    lease(vivify_ttl: i32) => b'N';
+    /// `R<ttl>`: when the item has less than `ttl` seconds left, one caller gets `W` and
+    /// should refresh it early, while the others keep reading it.
+    recache_below(ttl: u32) => b'R';
+    /// `C<cas>`: leaves the value out when the item's CAS is still `cas` (memcached 1.6.40
+    /// or newer; 1.6.18 ignores the flag, so it is refused before sending to older servers).
+    if_changed(cas: u64) => b'C';
 });
+value_methods!(MetaGet,
+    /// Drops `v`: the reply is `HD` with the asked metadata, no data block.
+);
 builder_common!(MetaGet);
 
 /// How `ms` stores (`M<mode>`).
@@ -330,18 +322,6 @@ impl MetaSet {
         Ok(MetaSet(r))
     }
 
-    /// `F<flags>`: the client flags stored with the value.
-    pub fn flags(mut self, flags: u32) -> Self {
-        self.0.flags.set(b'F', Token::Unsigned(u64::from(flags)));
-        self
-    }
-
-    /// `T<exptime>`: the expiration.
-    pub fn exptime(mut self, exptime: i32) -> Self {
-        self.0.flags.set(b'T', Token::Signed(i64::from(exptime)));
-        self
-    }
-
     /// `M<mode>`: add, replace, append or prepend instead of set.
     pub fn mode(mut self, mode: SetMode) -> Self {
         let c = match mode {
@@ -354,40 +334,27 @@ impl MetaSet {
         self.0.flags.set(b'M', Token::Char(c));
         self
     }
+}
 
+flag_methods!(MetaSet {
+    /// `F<flags>`: the client flags stored with the value.
+    flags(flags: u32) => b'F';
+    /// `T<exptime>`: the expiration.
+    exptime(exptime: i32) => b'T';
     /// `C<cas>`: store only if the item's CAS is still `cas` (`EX` if not, `NF` if gone).
-    pub fn cas(mut self, cas: u64) -> Self {
-        self.0.flags.set(b'C', Token::Unsigned(cas));
-        self
-    }
-
+    cas(cas: u64) => b'C';
     /// `I`: with [`cas`](Self::cas), a CAS older than the item's is accepted but the item is
     /// marked stale (readers see `X`, one of them wins a recache).
-    pub fn invalidate(mut self) -> Self {
-        self.0.flags.set(b'I', Token::None);
-        self
-    }
-
+    invalidate => b'I';
     /// `c`: return the new CAS token of the stored item.
-    pub fn return_cas(mut self) -> Self {
-        self.0.flags.set(b'c', Token::None);
-        self
-    }
-
+    return_cas => b'c';
     /// `s`: return the stored item's size, e.g. after an append (memcached 1.6.20 or newer;
     /// 1.6.18 ignores it, so it is refused before sending to older servers).
-    pub fn return_size(mut self) -> Self {
-        self.0.flags.set(b's', Token::None);
-        self
-    }
-
+    return_size => b's';
     /// `N<ttl>`: in append or prepend mode, create the item on a miss (memcached 1.6.20 or
     /// newer).
-    pub fn vivify_on_miss(mut self, ttl: i32) -> Self {
-        self.0.flags.set(b'N', Token::Signed(i64::from(ttl)));
-        self
-    }
-}
+    vivify_on_miss(ttl: i32) => b'N';
+});
 builder_common!(MetaSet);
 
 /// `md`: delete an item, or mark it stale.
@@ -400,27 +367,22 @@ impl MetaDelete {
         Ok(MetaDelete(MetaRequest::with_key(MetaVerb::Delete, MetaKey::new(key)?)))
     }
 
-    /// `C<cas>`: delete only if the item's CAS is still `cas`.
-    pub fn cas(mut self, cas: u64) -> Self {
-        self.0.flags.set(b'C', Token::Unsigned(cas));
-        self
-    }
-
     /// `I T<ttl>`: instead of deleting, mark the item stale and let it live `ttl` more
     /// seconds. Readers get the old value with `X`; the first one also gets `W` and should
     /// recache it (stale-while-revalidate).
     pub fn mark_stale(mut self, ttl: i32) -> Self {
         self.0.flags.set(b'I', Token::None);
-        self.0.flags.set(b'T', Token::Signed(i64::from(ttl)));
-        self
-    }
-
-    /// `x`: remove the value but keep the item (memcached 1.6.27 or newer).
-    pub fn remove_value(mut self) -> Self {
-        self.0.flags.set(b'x', Token::None);
+        self.0.flags.set(b'T', Token::from(ttl));
         self
     }
 }
+
+flag_methods!(MetaDelete {
+    /// `C<cas>`: delete only if the item's CAS is still `cas`.
+    cas(cas: u64) => b'C';
+    /// `x`: remove the value but keep the item (memcached 1.6.27 or newer).
+    remove_value => b'x';
+});
 builder_common!(MetaDelete);
 
 /// `ma`: increment or decrement a counter. By default returns the new value (`v`).
@@ -433,12 +395,6 @@ impl MetaArith {
         let mut r = MetaRequest::with_key(MetaVerb::Arith, MetaKey::new(key)?);
         r.flags.set(b'v', Token::None);
         Ok(MetaArith(r))
-    }
-
-    /// `D<delta>`: the amount (1 by default).
-    pub fn delta(mut self, delta: u64) -> Self {
-        self.0.flags.set(b'D', Token::Unsigned(delta));
-        self
     }
 
     /// `MD`: decrement (clamping at 0) instead of increment.
@@ -455,45 +411,25 @@ impl MetaArith {
 
     /// `N<ttl> J<initial>`: on a miss, create the counter with `initial`, living `ttl`.
     pub fn autovivify(mut self, initial: u64, ttl: i32) -> Self {
-        self.0.flags.set(b'N', Token::Signed(i64::from(ttl)));
-        self.0.flags.set(b'J', Token::Unsigned(initial));
-        self
-    }
-
-    /// `T<exptime>`: update the expiration on success.
-    pub fn exptime(mut self, exptime: i32) -> Self {
-        self.0.flags.set(b'T', Token::Signed(i64::from(exptime)));
-        self
-    }
-
-    /// `C<cas>`: apply only if the item's CAS is still `cas`.
-    pub fn cas(mut self, cas: u64) -> Self {
-        self.0.flags.set(b'C', Token::Unsigned(cas));
-        self
-    }
-
-    /// `c`: return the counter's new CAS token.
-    pub fn return_cas(mut self) -> Self {
-        self.0.flags.set(b'c', Token::None);
-        self
-    }
-
-    /// `t`: return the remaining TTL.
-    pub fn ttl(mut self) -> Self {
-        self.0.flags.set(b't', Token::None);
-        self
-    }
-
-    /// `v` at this point of the line (it is first by default).
-    pub fn value(mut self) -> Self {
-        self.0.flags.set_last(b'v', Token::None);
-        self
-    }
-
-    /// Drops `v`: the reply is `HD` without the new value (and may be quiet in a batch).
-    pub fn meta_only(mut self) -> Self {
-        self.0.flags.remove(b'v');
+        self.0.flags.set(b'N', Token::from(ttl));
+        self.0.flags.set(b'J', Token::from(initial));
         self
     }
 }
+
+flag_methods!(MetaArith {
+    /// `D<delta>`: the amount (1 by default).
+    delta(delta: u64) => b'D';
+    /// `T<exptime>`: update the expiration on success.
+    exptime(exptime: i32) => b'T';
+    /// `C<cas>`: apply only if the item's CAS is still `cas`.
+    cas(cas: u64) => b'C';
+    /// `c`: return the counter's new CAS token.
+    return_cas => b'c';
+    /// `t`: return the remaining TTL.
+    ttl => b't';
+});
+value_methods!(MetaArith,
+    /// Drops `v`: the reply is `HD` without the new value (and may be quiet in a batch).
+);
 builder_common!(MetaArith);
