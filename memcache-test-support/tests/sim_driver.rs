@@ -337,3 +337,53 @@ fn a_written_write_is_sent_exactly_once() {
     assert!(got.is_err(), "the server closes on every read of victim: {got:?}");
     assert_eq!(server.count("gets"), 2, "a read that failed on a reused connection is retried once");
 }
+
+/// Opens `n` pooled connections to `server` (one call each, concurrently) and lets them idle.
+fn open_pooled(sim: &Sim, c: &C, server: &SimServer, n: usize) {
+    let calls: Vec<_> = (0..n)
+        .map(|_| {
+            let c = c.clone();
+            sim.spawn(async move { c.ping().await })
+        })
+        .collect();
+    sim.run();
+    calls.iter().for_each(|t| t.take().expect("finished").expect("ping"));
+    assert_eq!(server.connections(), n, "each concurrent call opened a connection");
+}
+
+/// A restart under two idle pooled connections whose ends the runtime has not reported yet:
+/// the first one the caller takes is found dead before writing, and the caller's request
+/// goes to a new connection, not to the other pooled one (dead as well, and found so only by
+/// its own probe: the caller would fail).
+#[test]
+fn after_a_restart_a_caller_is_not_handed_a_second_dead_connection() {
+    let sim = Sim::new();
+    let server = sim.server(memcached());
+    server.with_store(|s| s.set("n", "1"));
+    let c = client(&[&server]).max_conns_per_server(2).build().expect("client");
+    open_pooled(&sim, &c, &server, 2);
+    server.conn(0).close_unnoticed();
+    server.conn(1).close_unnoticed();
+    let n = sim.block_on(async move { c.increment("n", 1).await });
+    assert_eq!(n.ok(), Some(2), "the increment went to a new connection");
+    assert_eq!(server.connections(), 3);
+    assert_eq!(server.count("incr"), 1);
+}
+
+/// The same on streams that cannot be probed before a write: a read written onto the first
+/// dead connection fails as a stale one, and its one resend goes to a new connection, not to
+/// the second dead one.
+#[test]
+fn a_resend_after_a_restart_goes_to_a_new_connection() {
+    let sim = Sim::new();
+    let server = sim.server(memcached());
+    server.configure(|w| w.probe = false);
+    server.with_store(|s| s.set("k", "v"));
+    let c = client(&[&server]).max_conns_per_server(2).build().expect("client");
+    open_pooled(&sim, &c, &server, 2);
+    server.conn(0).close_unnoticed();
+    server.conn(1).close_unnoticed();
+    let got = sim.block_on(async move { c.get("k").await });
+    assert_eq!(got.map(|i| i.value).ok().as_deref(), Some(&b"v"[..]), "the resend found a live connection");
+    assert_eq!(server.connections(), 3);
+}

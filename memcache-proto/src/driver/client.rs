@@ -250,13 +250,24 @@ impl<R: Runtime> Client<R> {
     /// the server never is, and its caller gets the error, because whether the server
     /// applied it is unknown.
     async fn call<O: Op>(&self, server: &ServerAddr, op: O, deadline: Instant) -> Result<O::Output, Error> {
-        let mut resent = false;
+        self.call_with(server, op, deadline, false).await
+    }
+
+    /// [`call`](Self::call), as a resend already (`resent`: on a fresh connection, and never
+    /// again) or a first attempt.
+    async fn call_with<O: Op>(
+        &self,
+        server: &ServerAddr,
+        op: O,
+        deadline: Instant,
+        mut resent: bool,
+    ) -> Result<O::Output, Error> {
         loop {
             let started = self.started();
             // Reports the request cancelled if this future is dropped before its answer.
             let watch = started.map(|at| observe::Started::new(server, op.command(), at));
             let mut unanswered = observe::Unanswered::new(self.observer(), R::now, [watch]);
-            let (mut ticket, lease) = match self.submit(server, op.command(), deadline).await {
+            let (mut ticket, lease) = match self.submit(server, op.command(), deadline, resent).await {
                 Ok(sent) => sent,
                 Err(e) => {
                     unanswered.disarm();
@@ -295,7 +306,7 @@ impl<R: Runtime> Client<R> {
             let started = permit.is_ok().then(|| self.started()).flatten();
             unanswered.push(started.map(|at| observe::Started::new(&server, op.command(), at)));
             let ticket = match permit {
-                Ok(_) => self.submit(&server, op.command(), deadline).await,
+                Ok(_) => self.submit(&server, op.command(), deadline, false).await,
                 Err(ref unavailable) => Err(unavailable.clone()),
             };
             sent.push(Sent { server, op, permit: permit.ok(), ticket, reply: None, started });
@@ -326,7 +337,7 @@ impl<R: Runtime> Client<R> {
                     if may_resend(s.op.command(), attempt(&ticket, &lease, false), &e) =>
                 {
                     drop((ticket, lease));
-                    self.call(&s.server, s.op, deadline).await
+                    self.call_with(&s.server, s.op, deadline, true).await
                 }
                 (Some(Err(e)), _) | (_, Err(e)) => Err(e),
                 (None, Ok(_)) => Err(Error::Closed),
@@ -340,17 +351,19 @@ impl<R: Runtime> Client<R> {
     }
 
     /// Waits for admission to `server`'s pool (until `deadline`), opens a connection if the
-    /// pool says so, and queues `command` on it.
+    /// pool says so, and queues `command` on it. A `fresh` request (a resend) goes to a new
+    /// connection while the pool's bound allows ([`ServerPool::admit_fresh`]).
     async fn submit(
         &self,
         server: &ServerAddr,
         command: &crate::Command,
         deadline: Instant,
+        mut fresh: bool,
     ) -> Result<(Ticket, Lease), Error> {
         let pool = self.pool(server)?;
         let mut refused = false;
         loop {
-            let mut lease = admit::<R>(&pool, deadline, server, self.observer()).await?;
+            let mut lease = admit::<R>(&pool, deadline, server, self.observer(), fresh).await?;
             let pipe = match lease.pipe() {
                 Some(pipe) => pipe.clone(),
                 None => {
@@ -363,7 +376,8 @@ impl<R: Runtime> Client<R> {
                 Ok(ticket) => return Ok((ticket, lease)),
                 // A pooled pipe found dead before anything was written (its server closed it
                 // while it idled): the request goes to a fresh one, at no cost to the caller.
-                Err(_) if lease.reused() && !refused => refused = true,
+                // A new one, not another pooled pipe, which likely died the same way.
+                Err(_) if lease.reused() && !refused => (refused, fresh) = (true, true),
                 Err(e) => return Err(e),
             }
         }
@@ -467,7 +481,7 @@ fn sleep<R: Runtime>(d: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
     })
 }
 
-/// Admission to `pool`, waited for until `deadline` at most: the call's timeout covers the
+/// Admission to `pool` ([`ServerPool::admit_fresh`] if `fresh`), waited for until `deadline` at most: the call's timeout covers the
 /// wait for a place as well as the wait for the reply. Admitted at once (the common case),
 /// it arms no timer.
 async fn admit<R: Runtime>(
@@ -475,8 +489,9 @@ async fn admit<R: Runtime>(
     deadline: Instant,
     server: &ServerAddr,
     observer: Option<&dyn observe::Observer>,
+    fresh: bool,
 ) -> Result<Lease, Error> {
-    let mut admit = pool.admit();
+    let mut admit = if fresh { pool.admit_fresh() } else { pool.admit() };
     if let Poll::Ready(lease) = Pin::new(&mut admit).poll(&mut Context::from_waker(Waker::noop())) {
         return lease;
     }

@@ -147,7 +147,16 @@ impl ServerPool {
 
     /// Waits (in FIFO order) until a request may go to this server.
     pub fn admit(self: &Arc<Self>) -> Admit {
-        Admit { pool: self.clone(), ticket: None }
+        Admit { pool: self.clone(), ticket: None, fresh: false }
+    }
+
+    /// [`admit`](Self::admit) for a request whose pooled connection just proved dead (found
+    /// so before writing, or failing as a stale one): it opens a new connection while the
+    /// bound allows, rather than taking another idle one. After a server restart every
+    /// pooled connection is dead, and the ones the client has not yet seen die look idle:
+    /// handed one of those, the caller would fail a second time.
+    pub fn admit_fresh(self: &Arc<Self>) -> Admit {
+        Admit { pool: self.clone(), ticket: None, fresh: true }
     }
 
     /// Closes every connection; later requests fail with [`Error::Closed`].
@@ -166,8 +175,9 @@ impl ServerPool {
         self.lock().pipes.len()
     }
 
-    /// The least loaded live connection, or the right to open one while under the bound.
-    fn route(&self, state: &mut PoolState) -> Option<Route> {
+    /// The least loaded live connection, or the right to open one while under the bound
+    /// (first choice for a `fresh` request, which takes an open one only at the bound).
+    fn route(&self, state: &mut PoolState, fresh: bool) -> Option<Route> {
         let mut best: Option<(usize, &Arc<Pipe>)> = None;
         let mut dead = false;
         for pipe in &state.pipes {
@@ -183,7 +193,7 @@ impl ServerPool {
         }
         let room = state.pipes.len() + state.connecting < self.max_conns;
         match best {
-            Some((0, p)) => Some(Route::Use(p)),
+            Some((0, p)) if !fresh => Some(Route::Use(p)),
             _ if room => {
                 state.connecting += 1;
                 Some(Route::Open)
@@ -211,6 +221,8 @@ impl PoolState {
 pub struct Admit {
     pool: Arc<ServerPool>,
     ticket: Option<u64>,
+    /// See [`ServerPool::admit_fresh`].
+    fresh: bool,
 }
 
 impl Future for Admit {
@@ -228,7 +240,7 @@ impl Future for Admit {
             (None, Some(_)) => false,
         };
         if first && state.admitted < pool.max_requests {
-            if let Some(route) = pool.route(&mut state) {
+            if let Some(route) = pool.route(&mut state, self.fresh) {
                 state.admitted += 1;
                 if let Some(t) = self.ticket.take() {
                     state.waiters.remove(t);

@@ -79,6 +79,9 @@ pub struct WireConfig {
     pub buffered: bool,
     /// How many of the next flushes return `Pending` (their waker is woken by the next run).
     pub pending_flushes: usize,
+    /// Whether the stream can be read without a waker ([`Transport::read_now`]), as a
+    /// socket can; false: like a stream that cannot be probed before a write (`Unsupported`).
+    pub probe: bool,
 }
 
 impl Default for WireConfig {
@@ -89,6 +92,7 @@ impl Default for WireConfig {
             reading: true,
             buffered: false,
             pending_flushes: 0,
+            probe: true,
         }
     }
 }
@@ -196,7 +200,11 @@ impl Transport for SimStream {
     /// polling would spin forever in the simulated world, whose clock never moves by itself:
     /// leave [`Config::busy_poll`](memcache_proto::config::Config::busy_poll) at zero.)
     fn read_now(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
-        lock(&self.wire).read(buf).unwrap_or_else(|| Err(io::ErrorKind::WouldBlock.into()))
+        let mut wire = lock(&self.wire);
+        if !wire.cfg.probe {
+            return Err(io::ErrorKind::Unsupported.into());
+        }
+        wire.read(buf).unwrap_or_else(|| Err(io::ErrorKind::WouldBlock.into()))
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
