@@ -38,7 +38,7 @@ pub struct Config {
     pub max_idle_conns: usize,
     /// The most connections open to one server at once, if bounded. The blocking client
     /// makes a caller wait (within its timeout) when all are busy; the async clients pipeline
-    /// many requests on each and open a new one only while the open ones are busy. `None`
+    /// many requests on each and open a new one only when the open ones are saturated. `None`
     /// (the default) is no bound for the blocking client (one connection per concurrent
     /// caller, as gomemcache) and two connections per server for the async clients.
     pub max_conns_per_server: Option<usize>,

@@ -78,8 +78,9 @@ pub type Connector<Io> =
 /// An async memcached client: cheap to clone, safe to share across tasks and threads.
 ///
 /// Requests to one server are pipelined on at most `max_conns_per_server` connections (default
-/// [`PIPES_PER_SERVER`]; a new one is
-/// opened only while every open one is busy); at most `max_in_flight` requests ride on each,
+/// [`PIPES_PER_SERVER`]; callers are packed onto the open ones, and a new one is opened only
+/// when every open one is saturated, so a high cap costs nothing until the load needs it); at
+/// most `max_in_flight` requests ride on each,
 /// and callers beyond that wait in FIFO order. A call that times out closes its connection
 /// (the server may be stalled), and a call whose future is dropped leaves its reply to be
 /// read and discarded, so a reply never reaches a caller it was not meant for.

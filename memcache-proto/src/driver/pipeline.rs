@@ -55,6 +55,13 @@ pub trait Transport: Send + Unpin + 'static {
 /// Requests gathered into one write at most while earlier ones await replies.
 const BATCH: usize = 128;
 
+/// Requests in flight at which a connection counts as saturated, so that the pool opens
+/// another rather than add to it. Below it, more callers on one connection only make its
+/// batches larger (one write, one read for all of them); beyond it, a second connection
+/// buys a second driver task and a second memcached worker thread, which pays more than
+/// larger batches save. 32 callers thus share two connections whatever the cap.
+pub(crate) const SATURATED: usize = 16;
+
 /// What one [`Pipe::read_now`] found.
 enum ReadNow {
     Bytes,
@@ -292,6 +299,13 @@ impl Pipe {
     pub fn load(&self) -> Option<usize> {
         let load = self.load.load(Ordering::Relaxed);
         (load != DEAD).then_some(load)
+    }
+
+    /// Whether the pipe carries as much as it usefully can: [`SATURATED`] requests in flight,
+    /// or bytes the socket would not take yet. Only then does the pool open another
+    /// connection (see `ServerPool::route`).
+    pub fn saturated(&self) -> bool {
+        self.load().is_some_and(|n| n >= SATURATED) || self.blocked()
     }
 
     /// Whether the pipe failed and must be replaced.

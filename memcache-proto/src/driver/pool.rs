@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
-use super::pipeline::Pipe;
+use super::pipeline::{Pipe, SATURATED};
 use crate::Error;
 use crate::observe::{PoolCounters, PoolStats};
 
@@ -175,31 +175,46 @@ impl ServerPool {
         self.lock().pipes.len()
     }
 
-    /// The least loaded live connection, or the right to open one while under the bound
-    /// (first choice for a `fresh` request, which takes an open one only at the bound).
+    /// Where the next request goes. Callers are packed onto the busiest live connection that
+    /// is not [saturated](Pipe::saturated), so that their requests leave in shared batches;
+    /// a new connection is opened only when every open one is saturated (and the bound
+    /// allows), and at the bound the least loaded one takes the request. A high cap thus
+    /// changes nothing until the load needs it: spreading callers over as many connections
+    /// as permitted would make each write and each read carry one request. A `fresh` request
+    /// opens a connection first, and takes an open one only at the bound.
     fn route(&self, state: &mut PoolState, fresh: bool) -> Option<Route> {
-        let mut best: Option<(usize, &Arc<Pipe>)> = None;
+        let mut open: Option<(usize, &Arc<Pipe>)> = None;
+        let mut least: Option<(usize, &Arc<Pipe>)> = None;
         let mut dead = false;
         for pipe in &state.pipes {
-            match pipe.load() {
-                None => dead = true,
-                Some(n) if best.is_none_or(|(m, _)| n < m) => best = Some((n, pipe)),
-                Some(_) => {}
+            let Some(n) = pipe.load() else {
+                dead = true;
+                continue;
+            };
+            if least.is_none_or(|(m, _)| n < m) {
+                least = Some((n, pipe));
+            }
+            if open.is_none_or(|(m, _)| n > m) && !pipe.saturated() {
+                open = Some((n, pipe));
             }
         }
-        let best = best.map(|(n, p)| (n, p.clone()));
+        let (open, least) = (open.map(|(_, p)| p.clone()), least.map(|(_, p)| p.clone()));
         if dead {
             state.pipes.retain(|p| !p.is_dead());
         }
-        let room = state.pipes.len() + state.connecting < self.max_conns;
-        match best {
-            Some((0, p)) if !fresh => Some(Route::Use(p)),
+        // A connection being opened will take the next callers: they wait for it rather
+        // than each open one of their own (a burst on a cold pool would otherwise open as
+        // many as the cap permits), unless more wait than it can carry.
+        let absorbed = state.connecting * SATURATED;
+        let below_cap = state.pipes.len() + state.connecting < self.max_conns;
+        let room = below_cap && (fresh || state.connecting == 0 || state.waiters.wakers.len() >= absorbed);
+        match (open, least) {
+            (Some(p), _) if !fresh => Some(Route::Use(p)),
             _ if room => {
                 state.connecting += 1;
                 Some(Route::Open)
             }
-            Some((_, p)) => Some(Route::Use(p)),
-            None => None,
+            (_, least) => least.map(Route::Use),
         }
     }
 }
@@ -350,7 +365,26 @@ mod tests {
         }
     }
 
+    /// A socket that takes every write and never answers.
+    struct Sink;
+
+    impl Transport for Sink {
+        fn poll_read(&mut self, _: &mut Context<'_>, _: &mut BytesMut) -> Poll<std::io::Result<usize>> {
+            Poll::Pending
+        }
+        fn poll_write(&mut self, _: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+            Poll::Ready(Ok(data.len()))
+        }
+        fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
     fn pipe() -> Arc<Pipe> {
+        pipe_on(Silent)
+    }
+
+    fn pipe_on(io: impl Transport) -> Arc<Pipe> {
         let config = Config {
             selector: Arc::new(ServerList::default()),
             timeout: Duration::from_secs(1),
@@ -367,7 +401,7 @@ mod tests {
             tls: None,
         };
         let clock = Clock { now: Instant::now, sleep: |_| Box::pin(std::future::pending()) };
-        Pipe::new(Silent, &config, clock).0
+        Pipe::new(io, &config, clock).0
     }
 
     /// Counts its wake-ups.
@@ -411,6 +445,53 @@ mod tests {
         drop(second);
         let Poll::Ready(Ok(_)) = poll(&mut pool.admit(), &c1) else { panic!("an idle pool admits at once") };
         assert_eq!(pool.connections(), 1, "one connection served everyone");
+    }
+
+    #[test]
+    fn a_high_cap_opens_a_second_connection_only_when_the_first_is_saturated() {
+        use crate::{Command, Key, Keys};
+        let pool = Arc::new(ServerPool::new(32, 1024));
+        let c = Arc::new(Counter::default());
+        let get =
+            Command::Get { keys: Keys::one(Key::copy_from(b"k").expect("key")), cas: true, touch: None };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let Poll::Ready(Ok(mut lease)) = poll(&mut pool.admit(), &c) else { panic!("an empty pool admits") };
+        assert!(lease.pipe().is_none(), "the first request opens the connection");
+        let first = pipe_on(Sink);
+        lease.opened(first.clone());
+        let mut held = vec![(first.submit(&get, deadline).expect("live pipe"), lease)];
+        for n in 1..SATURATED {
+            let Poll::Ready(Ok(lease)) = poll(&mut pool.admit(), &c) else { panic!("room to admit") };
+            let pipe = lease.pipe().unwrap_or_else(|| panic!("request {n} opened a connection"));
+            assert!(Arc::ptr_eq(pipe, &first), "request {n} joins the open connection");
+            held.push((pipe.submit(&get, deadline).expect("live pipe"), lease));
+        }
+        assert_eq!(pool.connections(), 1, "{SATURATED} callers share one connection under a cap of 32");
+        assert!(first.saturated());
+        let Poll::Ready(Ok(lease)) = poll(&mut pool.admit(), &c) else { panic!("room to admit") };
+        assert!(lease.pipe().is_none(), "a saturated connection makes the pool open another");
+    }
+
+    #[test]
+    fn a_burst_on_a_cold_pool_waits_for_the_connection_being_opened() {
+        let pool = Arc::new(ServerPool::new(32, 1024));
+        let c = Arc::new(Counter::default());
+        let Poll::Ready(Ok(mut opener)) = poll(&mut pool.admit(), &c) else { panic!("an empty pool admits") };
+        assert!(opener.pipe().is_none(), "the first request opens the connection");
+        let mut burst: Vec<Admit> = (0..8).map(|_| pool.admit()).collect();
+        for admit in &mut burst {
+            assert!(poll(admit, &c).is_pending(), "the others wait for the connection being opened");
+        }
+        opener.opened(pipe_on(Sink));
+        let mut leases = vec![opener];
+        for admit in &mut burst {
+            let Poll::Ready(Ok(lease)) = poll(admit, &c) else {
+                panic!("admitted once the connection is open")
+            };
+            assert!(lease.pipe().is_some(), "it rides on the opened connection");
+            leases.push(lease);
+        }
+        assert_eq!(pool.connections(), 1);
     }
 
     #[test]
