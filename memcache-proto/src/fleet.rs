@@ -31,6 +31,9 @@ pub struct Fleet {
     health: Health,
     /// The servers as last seen, swapped whole when a caller notices a change.
     known: ArcSwap<Known>,
+    /// The newest generation installed in `known` (raised with `fetch_max` after the swap):
+    /// equal to the selector's, it proves nothing changed without loading `known`.
+    seen: AtomicU64,
     resolve_every: Option<Duration>,
     /// When the fleet was made: the origin of `next_resolve`.
     origin: Instant,
@@ -59,11 +62,10 @@ impl Fleet {
         now: Instant,
     ) -> Fleet {
         let first = resolve_every.map_or(u64::MAX, nanos);
+        let generation = selector.generation();
         Fleet {
-            known: ArcSwap::from_pointee(Known {
-                generation: selector.generation(),
-                servers: selector.servers(),
-            }),
+            seen: AtomicU64::new(generation),
+            known: ArcSwap::from_pointee(Known { generation, servers: selector.servers() }),
             selector,
             health: Health::new(policy),
             resolve_every,
@@ -161,6 +163,9 @@ impl Fleet {
     /// installs the new list reports it; the others get nothing, so each departure is
     /// reported once.
     pub fn departed(&self) -> Vec<ServerAddr> {
+        if self.selector.generation() == self.seen.load(Ordering::Acquire) {
+            return Vec::new();
+        }
         let known = self.known.load();
         let generation = self.selector.generation();
         if generation == known.generation {
@@ -173,6 +178,7 @@ impl Fleet {
         if !Arc::ptr_eq(&*previous, &*known) {
             return Vec::new();
         }
+        self.seen.fetch_max(generation, Ordering::AcqRel);
         self.health.retain(&next.servers);
         gone
     }

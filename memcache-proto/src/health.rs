@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -109,24 +110,44 @@ enum State {
     Down { retry_at: Instant, probes: u32 },
 }
 
-/// Every troubled server's state, replaced whole on a change; healthy servers have no entry.
+/// Every troubled server's state; healthy servers have no entry.
 type States = HashMap<ServerAddr, State>;
+
+/// One version of [`States`], replaced whole on a change. `seq` counts the changes.
+#[derive(Debug, Default)]
+struct Snapshot {
+    seq: u64,
+    states: States,
+}
+
+impl Snapshot {
+    /// What [`Health::published`] holds for this snapshot.
+    fn summary(&self) -> u64 {
+        self.seq << 1 | u64::from(!self.states.is_empty())
+    }
+}
 
 /// The health of a client's servers. Shared by every clone of a client, and lock-free: the
 /// troubled servers are an immutable map that a change replaces whole (copy, edit, then
-/// compare-and-swap, again if another thread changed it meanwhile). Reading is one atomic
-/// load, so calls never wait on each other; only failures and probes, rare by nature, copy
-/// the map, which holds only the servers in trouble.
+/// compare-and-swap, again if another thread changed it meanwhile). Calls never wait on each
+/// other: with every server healthy a call reads one atomic, otherwise it loads the map; only
+/// failures and probes, rare by nature, copy the map, which holds only the servers in trouble.
 #[derive(Debug)]
 pub struct Health {
     policy: FailurePolicy,
-    states: ArcSwap<States>,
+    states: ArcSwap<Snapshot>,
+    /// The newest installed snapshot's `seq << 1 | troubled`, raised with `fetch_max` by
+    /// each writer after its swap, so that the usual call (every server healthy) reads this
+    /// one atomic instead of loading the map. A later snapshot is derived from the earlier
+    /// ones, so the newest published one tells whether any server is in trouble; a writer's
+    /// own change is published before its call returns.
+    published: AtomicU64,
 }
 
 impl Health {
     /// A tracker applying `policy`.
     pub fn new(policy: FailurePolicy) -> Health {
-        Health { policy, states: ArcSwap::default() }
+        Health { policy, states: ArcSwap::default(), published: AtomicU64::new(0) }
     }
 
     /// The policy in force.
@@ -146,12 +167,13 @@ impl Health {
         Ok(())
     }
 
-    /// `server`'s state, if it is in trouble (and the policy is on).
+    /// `server`'s state, if it is in trouble (and the policy is on). With every server
+    /// healthy, one atomic load and the key is not even hashed.
     fn state(&self, server: &ServerAddr) -> Option<State> {
-        if !self.policy.is_enabled() {
+        if !self.policy.is_enabled() || self.published.load(Ordering::Acquire) & 1 == 0 {
             return None;
         }
-        self.states.load().get(server).copied()
+        self.states.load().states.get(server).copied()
     }
 
     /// Applies `change` to the current map and installs the map it returns, if any; if
@@ -161,10 +183,12 @@ impl Health {
     fn update<R>(&self, mut change: impl FnMut(&States) -> (Option<States>, R)) -> R {
         let mut current = self.states.load();
         loop {
-            let (next, decided) = change(&current);
-            let Some(next) = next else { return decided };
-            let previous = self.states.compare_and_swap(&*current, Arc::new(next));
+            let (next, decided) = change(&current.states);
+            let Some(states) = next else { return decided };
+            let next = Arc::new(Snapshot { seq: current.seq + 1, states });
+            let previous = self.states.compare_and_swap(&*current, Arc::clone(&next));
             if Arc::ptr_eq(&*previous, &*current) {
+                self.published.fetch_max(next.summary(), Ordering::AcqRel);
                 return decided;
             }
             current = previous;

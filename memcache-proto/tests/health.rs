@@ -140,6 +140,35 @@ fn racing_threads_get_one_probe_and_lose_no_failure() {
     assert_eq!(probes.into_inner(), 1, "one probe among 800 racing checks");
 }
 
+/// The "all healthy" fast path never hides a down server: one thread keeps bringing a server
+/// back (emptying the map) while another marks a second one down and must see it down
+/// every time.
+#[test]
+fn a_server_brought_back_never_hides_another_going_down() {
+    let policy = FailurePolicy { failure_limit: 1, ..FailurePolicy::default() };
+    let (h, s1, t0) = setup(policy);
+    let s2 = server("10.0.0.2:11211");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                h.failed(&s1, Permit::Normal, t0);
+                h.succeeded(&s1);
+            }
+        });
+        for i in 0..50_000 {
+            h.failed(&s2, Permit::Normal, t0);
+            let seen = h.is_down(&s2);
+            h.succeeded(&s2);
+            if !seen {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                panic!("round {i}: a server just marked down was seen healthy");
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+}
+
 #[test]
 fn failed_probes_back_off_exponentially_to_the_cap() {
     let policy = FailurePolicy { max_retry_after: Duration::from_secs(5), ..FailurePolicy::default() };
