@@ -52,6 +52,10 @@ pub use memcache_proto::prelude::*;
 /// TLS settings ([`tls::TlsConfig`]) for `Builder::tls` (features `tls`, `tls-aws-lc-rs`).
 #[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
 pub use memcache_proto::tls;
+#[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
+mod tls_stream;
+#[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
+pub use tls_stream::TlsStream;
 
 /// The memcached client on Tokio. See [`memcache_proto::driver::Client`] for its calls.
 pub type Client = memcache_proto::driver::Client<Tokio>;
@@ -73,8 +77,11 @@ pub enum Stream {
     /// A Unix domain socket.
     #[cfg(unix)]
     Unix(UnixStream),
-    /// A stream from a [`connector`], or TLS over any of these.
+    /// A stream from a [`connector`].
     Custom(Box<dyn AsyncStream>),
+    /// TLS over any of these.
+    #[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
+    Tls(TlsStream),
 }
 
 impl fmt::Debug for Stream {
@@ -84,6 +91,8 @@ impl fmt::Debug for Stream {
             #[cfg(unix)]
             Stream::Unix(s) => f.debug_tuple("Unix").field(s).finish(),
             Stream::Custom(_) => f.write_str("Custom"),
+            #[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
+            Stream::Tls(s) => f.debug_tuple("Tls").field(s).finish(),
         }
     }
 }
@@ -92,16 +101,38 @@ impl fmt::Debug for Stream {
 pub trait AsyncStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> AsyncStream for T {}
 
-impl Stream {
-    /// The stream as a trait object, for wrapping (TLS) without caring which socket it is.
-    #[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
-    fn into_boxed(self) -> Box<dyn AsyncStream> {
-        match self {
-            Stream::Tcp(s) => Box::new(s),
+/// Each kind of stream's `AsyncRead`/`AsyncWrite` call, by variant.
+macro_rules! each {
+    ($stream:expr, $s:ident => $call:expr) => {
+        match $stream {
+            Stream::Tcp($s) => $call,
             #[cfg(unix)]
-            Stream::Unix(s) => Box::new(s),
-            Stream::Custom(s) => s,
+            Stream::Unix($s) => $call,
+            Stream::Custom($s) => $call,
+            #[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
+            Stream::Tls($s) => $call,
         }
+    };
+}
+
+/// Any of the streams, as Tokio sees them (TLS runs over this).
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        each!(self.get_mut(), s => Pin::new(s).poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        each!(self.get_mut(), s => Pin::new(s).poll_write(cx, data))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        each!(self.get_mut(), s => Pin::new(s).poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        each!(self.get_mut(), s => Pin::new(s).poll_shutdown(cx))
     }
 }
 
@@ -184,13 +215,13 @@ impl Runtime for Tokio {
     ) -> Result<Stream, Error> {
         let name = tls.server_name_for(server)?;
         let connector = tokio_rustls::TlsConnector::from(Arc::clone(tls.client_config()));
-        Ok(Stream::Custom(Box::new(connector.connect(name, io.into_boxed()).await?)))
+        Ok(Stream::Tls(TlsStream::new(connector.connect(name, io).await?)))
     }
 }
 
 /// One read of an `AsyncRead` into `buf`'s spare capacity.
-fn poll_read_boxed(
-    io: &mut Box<dyn AsyncStream>,
+fn poll_read_async(
+    io: &mut (impl AsyncRead + Unpin),
     cx: &mut Context<'_>,
     buf: &mut BytesMut,
 ) -> Poll<io::Result<usize>> {
@@ -220,37 +251,36 @@ impl Transport for Stream {
             Stream::Tcp(s) => poll_read_buf!(s, cx, buf),
             #[cfg(unix)]
             Stream::Unix(s) => poll_read_buf!(s, cx, buf),
-            Stream::Custom(s) => poll_read_boxed(s, cx, buf),
+            s => poll_read_async(s, cx, buf),
         }
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        match self {
-            Stream::Tcp(s) => Pin::new(s).poll_write(cx, data),
-            #[cfg(unix)]
-            Stream::Unix(s) => Pin::new(s).poll_write(cx, data),
-            Stream::Custom(s) => Pin::new(s).poll_write(cx, data),
-        }
+        Pin::new(self).poll_write(cx, data)
     }
 
     /// Sockets write through at once; a TLS session or a buffered stream may hold bytes back.
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {
-            Stream::Custom(s) => Pin::new(s).poll_flush(cx),
-            _ => Poll::Ready(Ok(())),
+            Stream::Tcp(_) => Poll::Ready(Ok(())),
+            #[cfg(unix)]
+            Stream::Unix(_) => Poll::Ready(Ok(())),
+            s => Pin::new(s).poll_flush(cx),
         }
     }
 
     /// A `recv` on the socket itself: Tokio's own `try_read` would answer from its readiness
     /// cache, which only the runtime's IO driver refreshes, and busy polling exists to find
-    /// the reply before that driver runs.
-    /// Other streams do not support it (a TLS record must be decrypted by its session).
+    /// the reply before that driver runs. A TLS session over the client's socket reads its
+    /// records the same way ([`TlsStream`]); a connector's stream does not support it.
     fn read_now(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
         let socket = match self {
             Stream::Tcp(s) => SockRef::from(&*s),
             #[cfg(unix)]
             Stream::Unix(s) => SockRef::from(&*s),
             Stream::Custom(_) => return Err(io::ErrorKind::Unsupported.into()),
+            #[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
+            Stream::Tls(s) => return s.read_now(buf),
         };
         read_into_spare(buf, |window| (&*socket).read(window))
     }
