@@ -10,6 +10,7 @@ use memcache_proto::fleet::Fleet;
 use memcache_proto::observe::{self, CloseReason, PoolStats};
 use memcache_proto::op::{KeyedOp, Op};
 use memcache_proto::retry::{self, Attempt};
+use memcache_proto::trace::{self, ServerSpan};
 use memcache_proto::{Error, Limits, Response, ServerAddr};
 
 use crate::conn::Conn;
@@ -61,7 +62,7 @@ macro_rules! blocking_calls {
         $(#[$doc])*
         pub fn $name $(<$($generics)*>)? (&self, $($arg: $ty),*) -> $out {
             let $this = self;
-            $body
+            memcache_proto::__call_span!(stringify!($name)).run(|| -> $out { $body })
         }
     )*};
 }
@@ -131,6 +132,7 @@ impl Client {
     fn keyed<O: KeyedOp>(&self, op: O) -> Result<O::Output, Error> {
         self.follow_fleet();
         let (server, permit) = self.inner.fleet.route(op.key().as_bytes(), Instant::now())?;
+        trace::route(&self.inner.config, &server, op.key());
         let result = self.request(&server, op, false);
         self.inner.fleet.record(&server, permit, &result, Instant::now());
         result
@@ -212,6 +214,7 @@ impl Client {
         let reserved: Vec<_> = groups
             .into_iter()
             .map(|(server, ops)| {
+                let span = ServerSpan::new(&self.inner.config, &server, ops[0].command());
                 let admitted = self.inner.fleet.admit(&server, Instant::now());
                 let lease = admitted.and_then(|permit| {
                     let (checkout, pool) = self.reserve(&server, deadline)?;
@@ -224,14 +227,14 @@ impl Client {
                     };
                     Ok((permit, leg))
                 });
-                (server, ops, lease)
+                (server, ops, lease, span)
             })
             .collect();
         // Then the new connections: a connect or TLS handshake to a stalled server may take
         // the whole deadline, and the other servers' requests are already on their way.
         let sent: Vec<_> = reserved
             .into_iter()
-            .map(|(server, ops, lease)| {
+            .map(|(server, ops, lease, span)| {
                 let lease = lease.and_then(|(permit, leg)| match leg {
                     Leg::Sent(sent, held) => Ok((permit, sent, held)),
                     Leg::ToOpen(pool) => {
@@ -241,15 +244,17 @@ impl Client {
                         Ok((permit, sent, (conn, false, pool)))
                     }
                 });
-                (server, ops, lease)
+                (server, ops, lease, span)
             })
             .collect();
         let mut results = Vec::new();
-        for (server, ops, lease) in sent {
+        for (server, ops, lease, span) in sent {
             let answers = match lease {
                 Ok((permit, sent, lease)) => {
-                    let answers = self.settle_all(&server, ops, lease, (started, sent), deadline);
+                    let answers =
+                        span.in_scope(|| self.settle_all(&server, ops, lease, (started, sent), deadline));
                     let first_error = answers.iter().find_map(|r| r.as_ref().err().cloned());
+                    span.finish(&first_error.clone().map_or(Ok(()), Err));
                     self.inner.fleet.record(
                         &server,
                         permit,
@@ -258,7 +263,10 @@ impl Client {
                     );
                     answers
                 }
-                Err(e) => ops.iter().map(|_| Err(e.clone())).collect(),
+                Err(e) => {
+                    span.finish::<()>(&Err(e.clone()));
+                    ops.iter().map(|_| Err(e.clone())).collect()
+                }
             };
             results.extend(answers.into_iter().map(|r| (server.clone(), r)));
         }

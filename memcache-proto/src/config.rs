@@ -59,6 +59,9 @@ pub struct Config {
     /// TLS for every connection ([`Builder::tls`]); `None`: plain text.
     #[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
     pub tls: Option<crate::tls::TlsConfig>,
+    /// Whether spans carry the keys ([`Builder::record_keys`]).
+    #[cfg(feature = "tracing")]
+    pub record_keys: bool,
 }
 
 impl fmt::Debug for Config {
@@ -95,6 +98,8 @@ pub struct Builder<C: FromConfig> {
     connector: Option<C::Connector>,
     #[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
     tls: Option<crate::tls::TlsConfig>,
+    #[cfg(feature = "tracing")]
+    record_keys: bool,
     client: PhantomData<fn() -> C>,
 }
 
@@ -128,6 +133,8 @@ impl<C: FromConfig> Default for Builder<C> {
             connector: None,
             #[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
             tls: None,
+            #[cfg(feature = "tracing")]
+            record_keys: false,
             client: PhantomData,
         }
     }
@@ -153,9 +160,21 @@ impl<C: FromConfig> Builder<C> {
 
     /// Reports every operation (command, server, keys, bytes, duration, outcome) and every
     /// connection event (opened, closed and why, callers waiting) to `observer`. See
-    /// [`observe`](crate::observe). Without one, the client pays nothing for reporting.
+    /// [`observe`](crate::observe). Without one, the client pays nothing for reporting (with
+    /// the `tracing` feature, an observer that emits connection events is always there, in
+    /// front of this one).
     pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
         self.observer = Some(observer);
+        self
+    }
+
+    /// Whether the `tracing` spans carry the keys of each call (`memcached.key`), default
+    /// `false`: keys can hold personal data, so they are left out unless asked for. See
+    /// [`trace`](crate::trace).
+    #[cfg(feature = "tracing")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
+    pub fn record_keys(mut self, record: bool) -> Self {
+        self.record_keys = record;
         self
     }
 
@@ -289,9 +308,11 @@ impl<C: FromConfig> Builder<C> {
             max_in_flight: self.max_in_flight,
             limits: self.limits,
             busy_poll: self.busy_poll,
-            observer: self.observer,
+            observer: crate::trace::observer(self.observer),
             #[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
             tls,
+            #[cfg(feature = "tracing")]
+            record_keys: self.record_keys,
         })
     }
 }

@@ -117,6 +117,7 @@ mod surface;
 #[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))))]
 pub mod tls;
+pub mod trace;
 
 pub use command::Command;
 pub use connection::{Completed, Connection, RequestId};

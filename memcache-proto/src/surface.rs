@@ -15,7 +15,8 @@
 //!
 //! [`client_calls!`](crate::client_calls) hands the list to a callback macro that writes the
 //! methods in its own style (`fn`, `async fn`, a trait declaration). Adding a call to every
-//! client is one entry here plus its op.
+//! client is one entry here plus its op. The clients' callbacks run each body inside its call's
+//! span (`__call_span!`, see [`trace`](crate::trace)), named for the call.
 
 /// Hands the list of client calls to the callback macro `$cb`, which receives
 /// `@this $this;` (or `@this $this.await;`) and then one entry per call:
@@ -48,6 +49,7 @@ macro_rules! client_calls {
             fn get_multi_partial[S: AsRef<str> + Sync](keys: &[S])
                 -> Result<$crate::multi::MultiOutcome<std::collections::HashMap<String, $crate::Item>>, $crate::Error>
             {
+                $crate::trace::batch_size(keys.len());
                 let plan = $crate::multi::fit($this.fleet().plan_get_multi(keys, $this.now())?, $this.limits());
                 Ok($this.fan_out(plan)$(.$aw)?.into_iter().collect())
             }
@@ -217,6 +219,7 @@ macro_rules! client_calls {
             fn meta_batch(requests: Vec<$crate::meta::MetaRequest>)
                 -> Vec<Result<$crate::meta::MetaOutcome, $crate::Error>>
             {
+                $crate::trace::batch_size(requests.len());
                 let mut plan = $crate::meta::plan_batch($this.fleet(), requests, $this.now());
                 let versions = plan.versions_needed();
                 if !versions.is_empty() {

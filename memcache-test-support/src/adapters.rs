@@ -91,6 +91,10 @@ pub fn configure<C: FromConfig>(
     if let Some(observer) = &cfg.observer {
         b = b.observer(observer.clone());
     }
+    #[cfg(feature = "tracing")]
+    if cfg.record_keys {
+        b = b.record_keys(true);
+    }
     b.build()
 }
 

@@ -53,11 +53,40 @@ pub struct Options {
     pub busy_poll: Duration,
     /// Where the workload runs.
     pub from: From,
+    /// Installs a [`CountingObserver`] (`mcbench --observer`, or an adapter name ending in
+    /// `+observer`): what an observer that only counts costs.
+    pub observer: bool,
+}
+
+/// The cheapest useful observer: counts operations and connection events in two atomics.
+/// What `mcbench --observer` measures the cost of reporting with.
+#[derive(Debug, Default)]
+pub struct CountingObserver {
+    /// Operation events heard.
+    pub operations: std::sync::atomic::AtomicU64,
+    /// Connection events heard.
+    pub connections: std::sync::atomic::AtomicU64,
+}
+
+impl memcache_proto::observe::Observer for CountingObserver {
+    fn operation(&self, _: &memcache_proto::observe::OperationEvent<'_>) {
+        self.operations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn connection(&self, _: &memcache_proto::observe::ConnectionEvent<'_>) {
+        self.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { seconds: 3.0, workers: 32, conns: None, busy_poll: Duration::ZERO, from: From::Task }
+        Options {
+            seconds: 3.0,
+            workers: 32,
+            conns: None,
+            busy_poll: Duration::ZERO,
+            from: From::Task,
+            observer: false,
+        }
     }
 }
 
@@ -182,6 +211,9 @@ fn workload_future<A: Adapter>(
     async move {
         let mut cfg = ClientConfig::new([addr]).timeout(Duration::from_secs(5)).busy_poll(opts.busy_poll);
         cfg.max_conns = if workload == Workload::W3 { opts.conns } else { Some(1) };
+        if opts.observer {
+            cfg = cfg.observer(std::sync::Arc::new(CountingObserver::default()));
+        }
         let client = A::connect(cfg).map_err(|e| format!("connect: {e}"))?;
         let report = match workload {
             Workload::W1 => sequential::<A>(&client, Workload::W1, 0, 20_000, 100).await,
@@ -194,6 +226,9 @@ fn workload_future<A: Adapter>(
             r.client = A::NAME.to_owned();
             if opts.from == From::Main && A::NAME != crate::adapters::Blocking::NAME {
                 r.client.push_str(" from main");
+            }
+            if opts.observer {
+                r.client.push_str(" +observer");
             }
             r
         })

@@ -74,6 +74,8 @@ mod observe;
 mod proxy;
 mod servers;
 mod tls;
+#[cfg(feature = "tracing")]
+mod traced;
 mod typed;
 mod util;
 
@@ -91,6 +93,8 @@ pub use observe::*;
 pub use proxy::*;
 pub use servers::*;
 pub use tls::*;
+#[cfg(feature = "tracing")]
+pub use traced::*;
 pub use typed::*;
 pub use util::XorShift;
 
@@ -127,6 +131,8 @@ pub struct ClientConfig {
     pub count_connections: Option<Arc<std::sync::atomic::AtomicUsize>>,
     /// Who hears the client's events (`Builder::observer`).
     pub observer: Option<Arc<dyn Observer>>,
+    /// Whether spans carry the keys (`Builder::record_keys`, feature `tracing`).
+    pub record_keys: bool,
 }
 
 impl Debug for ClientConfig {
@@ -143,6 +149,7 @@ impl Debug for ClientConfig {
             .field("tls", &self.tls)
             .field("count_connections", &self.count_connections)
             .field("observer", &self.observer.is_some())
+            .field("record_keys", &self.record_keys)
             .finish()
     }
 }
@@ -162,7 +169,14 @@ impl ClientConfig {
             tls: None,
             count_connections: None,
             observer: None,
+            record_keys: false,
         }
+    }
+
+    /// Has the spans carry the keys (feature `tracing`; without it the setting is ignored).
+    pub fn record_keys(mut self) -> ClientConfig {
+        self.record_keys = true;
+        self
     }
 
     /// Has `observer` hear the client's events.
@@ -363,6 +377,12 @@ macro_rules! conformance_suite {
             observer_hears_dropped_futures,
             observer_hears_dropped_fan_outs,
         );
+        // tracing (only in a test crate built with its `tracing` feature)
+        $crate::conformance_suite!(@traced $a;
+            tracing_spans_of_get_and_get_multi,
+            tracing_records_failures,
+            tracing_records_keys_only_when_asked,
+        );
     };
     // The groups that make sense over TLS (the Unix-socket test does not: TLS over a Unix
     // socket is refused), each against `memcached -Z`. Use it in a test binary of its own.
@@ -407,6 +427,15 @@ macro_rules! conformance_suite {
             // test needs the fault servers, which speak no TLS
             busy_polling_keeps_every_guarantee,
         );
+    };
+    (@traced $a:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[cfg(feature = "tracing")]
+            #[test]
+            fn $name() {
+                $crate::conformance::run::<$a, _>(stringify!($name), $crate::conformance::$name::<$a>);
+            }
+        )*
     };
     (@tests $a:ty; $($name:ident),* $(,)?) => {
         $crate::conformance_suite!(@run run $a; $($name),*);

@@ -126,7 +126,17 @@ macro_rules! async_calls {
         $(#[$doc])*
         pub async fn $name $(<$($generics)*>)? (&self, $($arg: $ty),*) -> $out {
             let $this = self;
-            $body
+            // Without the feature, the body as it is: no wrapper in the future's state.
+            #[cfg(not(feature = "tracing"))]
+            let out: $out = $body;
+            #[cfg(feature = "tracing")]
+            let out: $out = {
+                let span = crate::__call_span!(stringify!($name));
+                let out: $out = span.instrument(async { $body }).await;
+                span.record(&out);
+                out
+            };
+            out
         }
     )*};
 }
@@ -147,6 +157,8 @@ struct Sent<O> {
     reply: Option<Result<crate::Response, Error>>,
     /// When the request started, if an observer listens.
     started: Option<Instant>,
+    /// Its span, a child of the call's (feature `tracing`).
+    span: crate::trace::ServerSpan,
 }
 
 impl<R: Runtime> Client<R> {
@@ -240,6 +252,7 @@ impl<R: Runtime> Client<R> {
     async fn keyed<O: KeyedOp>(&self, op: O) -> Result<O::Output, Error> {
         self.follow_fleet();
         let (server, permit) = self.inner.fleet.route(op.key().as_bytes(), R::now())?;
+        crate::trace::route(&self.inner.config, &server, op.key());
         let deadline = deadline(R::now(), self.inner.config.timeout);
         let result = self.call(&server, op, deadline).await;
         self.inner.fleet.record(&server, permit, &result, R::now());
@@ -310,7 +323,8 @@ impl<R: Runtime> Client<R> {
                 Ok(_) => self.submit(&server, op.command(), deadline, false).await,
                 Err(ref unavailable) => Err(unavailable.clone()),
             };
-            sent.push(Sent { server, op, permit: permit.ok(), ticket, reply: None, started });
+            let span = crate::trace::ServerSpan::new(&self.inner.config, &server, op.command());
+            sent.push(Sent { server, op, permit: permit.ok(), ticket, reply: None, started, span });
         }
         std::future::poll_fn(|cx| {
             let mut waiting = false;
@@ -330,7 +344,7 @@ impl<R: Runtime> Client<R> {
         let mut results = Vec::with_capacity(sent.len());
         for s in sent {
             if let Some(reply) = &s.reply {
-                self.report(&s.server, s.op.command(), s.started, reply);
+                s.span.in_scope(|| self.report(&s.server, s.op.command(), s.started, reply));
             }
             let result = match (s.reply, s.ticket) {
                 (Some(Ok(response)), Ok((_, lease))) => finish(s.op, response, &lease),
@@ -343,6 +357,7 @@ impl<R: Runtime> Client<R> {
                 (Some(Err(e)), _) | (_, Err(e)) => Err(e),
                 (None, Ok(_)) => Err(Error::Closed),
             };
+            s.span.finish(&result);
             if let Some(permit) = s.permit {
                 self.inner.fleet.record(&s.server, permit, &result, R::now());
             }

@@ -399,6 +399,8 @@ mod tests {
             resolve_every: None,
             #[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
             tls: None,
+            #[cfg(feature = "tracing")]
+            record_keys: false,
         };
         let clock = Clock { now: Instant::now, sleep: |_| Box::pin(std::future::pending()) };
         Pipe::new(io, &config, clock).0

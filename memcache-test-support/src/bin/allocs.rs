@@ -1,5 +1,6 @@
 //! Counts heap allocations per call on each client, W1-style (one connection, 100-byte
-//! values), with dhat's allocator in testing mode.
+//! values), with dhat's allocator in testing mode; each client twice, without and with an
+//! observer that counts events (`bench::CountingObserver`, the `+observer` rows).
 //!
 //! `cargo run --release -p memcache-test-support --bin allocs -- --addr 127.0.0.1:PORT`
 //!
@@ -7,12 +8,13 @@
 //! values) cancelled after 5 ms each, against a server that accepts and never reads (issue
 //! 11: abandoned requests keep their deadline, so the pipe is replaced and nothing piles up).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use memcache_proto::{Error, FailurePolicy, Item};
 use memcache_test_support::adapters::{AsyncStd, Blocking, Smol, Tokio, TokioCt};
-use memcache_test_support::bench::{key, value};
+use memcache_test_support::bench::{CountingObserver, key, value};
 use memcache_test_support::conformance::{Adapter, ClientConfig};
 use memcache_test_support::fault::{Fault, FaultServer};
 
@@ -37,18 +39,23 @@ fn main() {
         std::process::exit(2)
     });
     let _profiler = dhat::Profiler::builder().testing().build();
-    println!("{:<34} {:>14} {:>14}", "client", "allocs/get", "allocs/set");
-    measure::<Blocking>(&addr);
-    measure::<Tokio>(&addr);
-    measure::<TokioCt>(&addr);
-    measure::<AsyncStd>(&addr);
-    measure::<Smol>(&addr);
+    println!("{:<44} {:>14} {:>14}", "client", "allocs/get", "allocs/set");
+    for observer in [false, true] {
+        measure::<Blocking>(&addr, observer);
+        measure::<Tokio>(&addr, observer);
+        measure::<TokioCt>(&addr, observer);
+        measure::<AsyncStd>(&addr, observer);
+        measure::<Smol>(&addr, observer);
+    }
 }
 
-fn measure<A: Adapter>(addr: &str) {
+fn measure<A: Adapter>(addr: &str, observer: bool) {
     let addr = addr.to_owned();
     let (get, set) = A::block_on(async move {
-        let cfg = ClientConfig::new([addr]).timeout(Duration::from_secs(5)).max_conns(1);
+        let mut cfg = ClientConfig::new([addr]).timeout(Duration::from_secs(5)).max_conns(1);
+        if observer {
+            cfg = cfg.observer(Arc::new(CountingObserver::default()));
+        }
         let c = A::connect(cfg).expect("client");
         let item = Item::new(key(1), value(1, 100));
         // Warm up: connection, buffers, runtime structures.
@@ -67,7 +74,8 @@ fn measure<A: Adapter>(addr: &str) {
         let after = dhat::HeapStats::get().total_blocks;
         ((mid - before) as f64 / CALLS as f64, (after - mid) as f64 / CALLS as f64)
     });
-    println!("{:<34} {get:>14.2} {set:>14.2}", A::NAME);
+    let name = format!("{}{}", A::NAME, if observer { " +observer" } else { "" });
+    println!("{name:<44} {get:>14.2} {set:>14.2}");
 }
 
 /// 10,000 sets cancelled after 5 ms against a server that never reads; prints the peak heap

@@ -4,7 +4,7 @@
 //! ```text
 //! mcbench --adapter blocking|tokio|tokio-ct|async-std|smol|libmemcached|all --addr 127.0.0.1:PORT
 //!         --workload W1|W2|W3|W4|M2 [--from task|main] [--seconds 3] [--workers 32] [--conns N]
-//!         [--busy-poll-us 0] [--repeat 1] [--libmemcached PATH]
+//!         [--busy-poll-us 0] [--repeat 1] [--libmemcached PATH] [--observer]
 //! ```
 //! Prints one JSON line per run on stdout (`--adapter all`: one per adapter, then a table on
 //! stderr). W3 shares one `Client` among `--workers` workers (threads for blocking, tasks for
@@ -27,6 +27,10 @@
 //! interleaved (a, b, a, b, ...), and ends with each adapter's median, min and max: on a
 //! machine whose speed drifts from second to second, interleaved medians compare adapters
 //! fairly where two back-to-back runs may not.
+//!
+//! `--observer` installs an observer that only counts events (`bench::CountingObserver`) in
+//! every client; an adapter name ending in `+observer` (`--adapter tokio,tokio+observer`)
+//! does it for that entry alone, so one run interleaves the same client with and without.
 
 use std::process::ExitCode;
 
@@ -62,6 +66,7 @@ fn run() -> Result<(), String> {
             "--conns" => opts.conns = Some(value()?.parse().map_err(|e| format!("--conns: {e}"))?),
             "--repeat" => repeat = value()?.parse().map_err(|e| format!("--repeat: {e}"))?,
             "--from" => opts.from = value()?.parse()?,
+            "--observer" => opts.observer = true,
             "--libmemcached" => libmemcached = Some(std::path::PathBuf::from(value()?)),
             "--busy-poll-us" => {
                 let us = value()?.parse().map_err(|e| format!("--busy-poll-us: {e}"))?;
@@ -78,7 +83,12 @@ fn run() -> Result<(), String> {
     };
     let mut reports = Vec::new();
     for a in std::iter::repeat_n(&adapters, repeat.max(1)).flatten() {
-        let report = match *a {
+        let (a, observer) = match a.strip_suffix("+observer") {
+            Some(a) => (a, true),
+            None => (*a, opts.observer),
+        };
+        let opts = Options { observer, ..opts.clone() };
+        let report = match a {
             "blocking" => bench::run::<Blocking>(workload, &addr, &opts),
             "tokio" => bench::run::<Tokio>(workload, &addr, &opts),
             "tokio-ct" => bench::run::<TokioCt>(workload, &addr, &opts),
