@@ -200,8 +200,10 @@ impl KeyedOp for Store {
 }
 
 /// Declares a single-key operation type: its key, its command, and the [`KeyedOp`] plumbing.
+/// With `acknowledged by Response::X`, also its [`Op`]: `X` is success (`()`), `NOT_FOUND` a
+/// miss, anything else an error.
 macro_rules! keyed_op {
-    ($(#[$doc:meta])* $name:ident) => {
+    ($(#[$doc:meta])* $name:ident $(acknowledged by $ack:path)?) => {
         $(#[$doc])*
         #[derive(Debug)]
         pub struct $name {
@@ -221,12 +223,27 @@ macro_rules! keyed_op {
                 &self.key
             }
         }
+
+        $(
+            impl Op for $name {
+                type Output = ();
+                fn command(&self) -> &Command {
+                    &self.command
+                }
+                fn finish(self, response: Response) -> Result<(), Error> {
+                    match response {
+                        $ack => Ok(()),
+                        other => Err(miss_or_error(other)),
+                    }
+                }
+            }
+        )?
     };
 }
 
 keyed_op! {
     /// `delete`, and gomemcache's `DeleteLock`: `NOT_FOUND` is a miss.
-    Delete
+    Delete acknowledged by Response::Deleted
 }
 
 impl Delete {
@@ -242,41 +259,15 @@ impl Delete {
     }
 }
 
-impl Op for Delete {
-    type Output = ();
-    fn command(&self) -> &Command {
-        &self.command
-    }
-    fn finish(self, response: Response) -> Result<(), Error> {
-        match response {
-            Response::Deleted => Ok(()),
-            other => Err(miss_or_error(other)),
-        }
-    }
-}
-
 keyed_op! {
     /// `touch <key> <seconds>`: a new expiration; `NOT_FOUND` is a miss.
-    Touch
+    Touch acknowledged by Response::Touched
 }
 
 impl Touch {
     /// Sets `key` to expire in `seconds`.
     pub fn new(key: &str, seconds: i32) -> Result<Touch, Error> {
         Touch::build(key, |key| Command::Touch { key, exptime: seconds, noreply: false })
-    }
-}
-
-impl Op for Touch {
-    type Output = ();
-    fn command(&self) -> &Command {
-        &self.command
-    }
-    fn finish(self, response: Response) -> Result<(), Error> {
-        match response {
-            Response::Touched => Ok(()),
-            other => Err(miss_or_error(other)),
-        }
     }
 }
 
