@@ -56,6 +56,9 @@ pub struct Options {
     /// Installs a [`CountingObserver`] (`mcbench --observer`, or an adapter name ending in
     /// `+observer`): what an observer that only counts costs.
     pub observer: bool,
+    /// TLS (`Builder::tls`) for the client, `None` for plain text. A TLS run's client name
+    /// ends in `over TLS`.
+    pub tls: Option<memcache_proto::tls::TlsConfig>,
 }
 
 /// The cheapest useful observer: counts operations and connection events in two atomics.
@@ -86,6 +89,7 @@ impl Default for Options {
             busy_poll: Duration::ZERO,
             from: From::Task,
             observer: false,
+            tls: None,
         }
     }
 }
@@ -214,6 +218,7 @@ fn workload_future<A: Adapter>(
         if opts.observer {
             cfg = cfg.observer(std::sync::Arc::new(CountingObserver::default()));
         }
+        cfg.tls = opts.tls.clone();
         let client = A::connect(cfg).map_err(|e| format!("connect: {e}"))?;
         let report = match workload {
             Workload::W1 => sequential::<A>(&client, Workload::W1, 0, 20_000, 100).await,
@@ -229,6 +234,9 @@ fn workload_future<A: Adapter>(
             }
             if opts.observer {
                 r.client.push_str(" +observer");
+            }
+            if opts.tls.is_some() {
+                r.client.push_str(" over TLS");
             }
             r
         })

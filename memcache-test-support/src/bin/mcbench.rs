@@ -5,6 +5,7 @@
 //! mcbench --adapter blocking|tokio|tokio-ct|async-std|smol|libmemcached|all --addr 127.0.0.1:PORT
 //!         --workload W1|W2|W3|W4|M2 [--from task|main] [--seconds 3] [--workers 32] [--conns N]
 //!         [--busy-poll-us 0] [--repeat 1] [--libmemcached PATH] [--observer]
+//! mcbench --tls --adapter ... --workload W1|W3 [the same flags, no --addr]
 //! ```
 //! Prints one JSON line per run on stdout (`--adapter all`: one per adapter, then a table on
 //! stderr). W3 shares one `Client` among `--workers` workers (threads for blocking, tasks for
@@ -31,11 +32,19 @@
 //! `--observer` installs an observer that only counts events (`bench::CountingObserver`) in
 //! every client; an adapter name ending in `+observer` (`--adapter tokio,tokio+observer`)
 //! does it for that entry alone, so one run interleaves the same client with and without.
+//!
+//! `--tls` starts its own `memcached -Z` (memcache-test-support's launcher, with certificates
+//! generated for the run; `MEMCACHED_BIN` or `memcached` on the `PATH`), which listens with TLS
+//! and, on a second port, without. Each adapter of the list then runs twice in a row, plain
+//! and then over TLS (client name `... over TLS`), against the same server process, so that
+//! `--repeat` interleaves all of them and their medians compare plain and TLS directly.
 
 use std::process::ExitCode;
 
+use memcache_test_support::Memcached;
 use memcache_test_support::adapters::{AsyncStd, Blocking, Smol, Tokio, TokioCt};
 use memcache_test_support::bench::{self, Options, Report, Workload};
+use memcache_test_support::tls::{TlsServer, pki};
 
 fn main() -> ExitCode {
     match run() {
@@ -54,6 +63,7 @@ fn run() -> Result<(), String> {
     let mut opts = Options::default();
     let mut repeat = 1usize;
     let mut libmemcached = None;
+    let mut tls = false;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
@@ -67,6 +77,7 @@ fn run() -> Result<(), String> {
             "--repeat" => repeat = value()?.parse().map_err(|e| format!("--repeat: {e}"))?,
             "--from" => opts.from = value()?.parse()?,
             "--observer" => opts.observer = true,
+            "--tls" => tls = true,
             "--libmemcached" => libmemcached = Some(std::path::PathBuf::from(value()?)),
             "--busy-poll-us" => {
                 let us = value()?.parse().map_err(|e| format!("--busy-poll-us: {e}"))?;
@@ -75,11 +86,21 @@ fn run() -> Result<(), String> {
             other => return Err(format!("unknown flag {other}")),
         }
     }
-    let addr = addr.ok_or("--addr is required")?;
     let workload = workload.ok_or("--workload is required")?;
     let adapters: Vec<&str> = match adapter.as_str() {
         "all" => vec!["blocking", "tokio", "async-std", "smol"],
         list => list.split(',').collect(),
+    };
+    // Each run: where, and with what TLS.
+    let (_server, runs) = if tls {
+        if addr.is_some() {
+            return Err("--tls starts its own memcached -Z: leave out --addr".into());
+        }
+        let server = Memcached::start_tls(TlsServer::plain());
+        let runs = vec![(server.plain_addr(), None), (server.addr(), Some(pki().client()))];
+        (Some(server), runs)
+    } else {
+        (None, vec![(addr.ok_or("--addr is required")?, None)])
     };
     let mut reports = Vec::new();
     for a in std::iter::repeat_n(&adapters, repeat.max(1)).flatten() {
@@ -87,22 +108,13 @@ fn run() -> Result<(), String> {
             Some(a) => (a, true),
             None => (*a, opts.observer),
         };
-        let opts = Options { observer, ..opts.clone() };
-        let report = match a {
-            "blocking" => bench::run::<Blocking>(workload, &addr, &opts),
-            "tokio" => bench::run::<Tokio>(workload, &addr, &opts),
-            "tokio-ct" => bench::run::<TokioCt>(workload, &addr, &opts),
-            "async-std" => bench::run::<AsyncStd>(workload, &addr, &opts),
-            "smol" => bench::run::<Smol>(workload, &addr, &opts),
-            "libmemcached" => run_libmemcached(libmemcached.as_deref(), workload, &addr),
-            other => {
-                return Err(format!(
-                    "unknown adapter {other} (blocking, tokio, tokio-ct, async-std, smol, libmemcached, all)"
-                ));
-            }
-        }?;
-        println!("{}", report.json());
-        reports.push(report);
+        // libmemcached's bench program speaks plain text only.
+        for (addr, tls) in runs.iter().filter(|(_, tls)| tls.is_none() || a != "libmemcached") {
+            let opts = Options { tls: tls.clone(), observer, ..opts.clone() };
+            let report = run_one(a, workload, addr, &opts, libmemcached.as_deref())?;
+            println!("{}", report.json());
+            reports.push(report);
+        }
     }
     if repeat > 1 {
         spread(&reports);
@@ -110,6 +122,27 @@ fn run() -> Result<(), String> {
         table(&reports);
     }
     Ok(())
+}
+
+/// One run of `workload` by adapter `a`.
+fn run_one(
+    a: &str,
+    workload: Workload,
+    addr: &str,
+    opts: &Options,
+    libmemcached: Option<&std::path::Path>,
+) -> Result<Report, String> {
+    match a {
+        "blocking" => bench::run::<Blocking>(workload, addr, opts),
+        "tokio" => bench::run::<Tokio>(workload, addr, opts),
+        "tokio-ct" => bench::run::<TokioCt>(workload, addr, opts),
+        "async-std" => bench::run::<AsyncStd>(workload, addr, opts),
+        "smol" => bench::run::<Smol>(workload, addr, opts),
+        "libmemcached" => run_libmemcached(libmemcached, workload, addr),
+        other => Err(format!(
+            "unknown adapter {other} (blocking, tokio, tokio-ct, async-std, smol, libmemcached, all)"
+        )),
+    }
 }
 
 /// Runs `bench/libmemcached.c`'s program (compiled by `scripts/bench.sh`) and reads its
