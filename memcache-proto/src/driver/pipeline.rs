@@ -6,12 +6,13 @@
 //!
 //! Cancellation safety comes from ownership: one reader at a time (the driver, or a caller
 //! alone on the connection reading its own reply) reads every reply in request order. A
-//! caller that drops its ticket abandons the reply, which is then read and discarded
-//! (drained), so no later caller can ever receive it. Every request, abandoned or not, must be
-//! answered by its call's deadline: when the oldest unanswered one is late, the driver
-//! [`fail`](Pipe::fail)s the pipe, because the server may be stalled; the socket is closed,
-//! every caller still waiting on it gets [`Error::Timeout`] (a reply already read is still
-//! delivered), and later calls get a fresh connection.
+//! caller that drops its ticket before any byte of its request was written takes the request
+//! back (the server never sees it); once written, the reply is abandoned, then read and
+//! discarded (drained), so no later caller can ever receive it. Every request, abandoned or
+//! not, must be answered by its call's deadline: when the oldest unanswered one is late, the
+//! driver [`fail`](Pipe::fail)s the pipe, because the server may be stalled; the socket is
+//! closed, every caller still waiting on it gets [`Error::Timeout`] (a reply already read is
+//! still delivered), and later calls get a fresh connection.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
