@@ -5,6 +5,7 @@ pub use crate::codec;
 pub use crate::config::Builder;
 pub use crate::meta;
 pub use crate::multi::MultiOutcome;
+pub use crate::observe;
 pub use crate::{
     Error, FailurePolicy, Item, Ketama, ServerAddr, ServerList, ServerSelector, TlsError, TlsFailure,
 };
