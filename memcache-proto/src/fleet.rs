@@ -211,13 +211,21 @@ pub(crate) fn group<S: AsRef<str>>(
     keys: impl IntoIterator<Item = S>,
     mut pick: impl FnMut(&[u8]) -> Result<ServerAddr, Error>,
 ) -> Result<Vec<(ServerAddr, Vec<Key>)>, Error> {
+    let keys = keys.into_iter();
+    // The first server's group is sized for every key: with one server (or most keys on the
+    // first) it never grows, and a key is 251 bytes, so regrowing copies a lot.
+    let expected = keys.size_hint().0;
     let mut groups: Vec<(ServerAddr, Vec<Key>)> = Vec::new();
     for key in keys {
         let key = Key::copy_from(key.as_ref().as_bytes())?;
         let server = pick(key.as_bytes())?;
         match groups.iter_mut().find(|(s, _)| *s == server) {
             Some((_, group)) => group.push(key),
-            None => groups.push((server, vec![key])),
+            None => {
+                let mut group = Vec::with_capacity(if groups.is_empty() { expected.max(1) } else { 1 });
+                group.push(key);
+                groups.push((server, group));
+            }
         }
     }
     Ok(groups)

@@ -63,6 +63,9 @@ const BATCH: usize = 128;
 /// larger batches save. 32 callers thus share two connections whatever the cap.
 pub(crate) const SATURATED: usize = 16;
 
+/// The room [`Pipe::probe`] reads into: anything at all found there condemns the connection.
+const PROBE_ROOM: usize = 4096;
+
 /// What one [`Pipe::read_now`] found.
 enum ReadNow {
     Bytes,
@@ -127,6 +130,9 @@ struct IoHalf {
     unflushed: bool,
     /// Callers to wake once `state` is unlocked (swapped with [`PipeState::woken`]).
     woken: Vec<Waker>,
+    /// Where [`Pipe::probe`] reads: small, so that a transport that zeroes the room it reads
+    /// into (safe code must) clears a few KiB per probe, not the read buffer's 16-64 KiB.
+    scratch: BytesMut,
 }
 
 struct PipeState {
@@ -202,6 +208,7 @@ impl Pipe {
                 unsent: Bytes::new(),
                 unflushed: false,
                 woken: Vec::new(),
+                scratch: BytesMut::new(),
             }),
             state: Mutex::new(state),
             write_blocked: AtomicBool::new(false),
@@ -287,7 +294,28 @@ impl Pipe {
     /// The driver usually sees such an end first; this closes the race with it. Costs one
     /// non-blocking read, on transports that support [`Transport::read_now`].
     fn probe(&self) -> Result<(), Error> {
-        self.read_now().map(drop).inspect_err(|e| self.fail(e.clone()))
+        let mut io = self.lock_io();
+        let mut scratch = std::mem::take(&mut io.scratch);
+        scratch.clear();
+        scratch.reserve(PROBE_ROOM);
+        let read = io.io.read_now(&mut scratch);
+        let result = match read {
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Unsupported) => Ok(()),
+            // Bytes may be replies to requests submitted since the load was read: the decoder
+            // tells them from stray ones, as it does for every read.
+            read => {
+                let mut state = self.lock();
+                if !scratch.is_empty() {
+                    let mut buf = state.conn.take_read_buf();
+                    buf.extend_from_slice(&scratch);
+                    state.conn.put_read_buf(buf);
+                }
+                self.received(&mut io, state, read)
+            }
+        };
+        io.scratch = scratch;
+        drop(io);
+        result.inspect_err(|e| self.fail(e.clone()))
     }
 
     /// Requests awaiting their reply.

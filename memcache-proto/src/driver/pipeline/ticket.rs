@@ -37,10 +37,31 @@ impl Ticket {
         self.written
     }
 
-    /// Hands reading back to the driver if this ticket was doing it.
+    /// Hands reading back to the driver if this ticket was doing it. With requests still in
+    /// flight the driver is woken to read them. With none, waking it would only have it poll
+    /// the socket to re-arm its own read wake-up: a task hop per call, across threads when the
+    /// caller is not a runtime worker (`block_on`). The ticket re-arms it here instead, polling
+    /// the socket once with the driver's waker, so a caller alone on a connection costs one
+    /// wake-up per reply (its own).
     fn stop_reading(&mut self) {
-        if std::mem::take(&mut self.reading) {
-            self.pipe.lock().wake_driver();
+        if !std::mem::take(&mut self.reading) {
+            return;
+        }
+        let driver = {
+            let mut state = self.pipe.lock();
+            if state.conn.in_flight() > 0 || !state.gathered.is_empty() || state.driver.is_none() {
+                state.wake_driver();
+                return;
+            }
+            // Every request was answered: the deadlines the driver would pop go now, so that
+            // they do not pile up between its polls.
+            state.deadlines.clear();
+            state.driver.clone()
+        };
+        if let Some(driver) = driver {
+            if let Err(e) = self.pipe.read(&mut Context::from_waker(&driver)) {
+                self.pipe.fail(e);
+            }
         }
     }
 
