@@ -338,9 +338,11 @@ fn a_written_write_is_sent_exactly_once() {
     assert_eq!(server.count("gets"), 2, "a read that failed on a reused connection is retried once");
 }
 
-/// Opens `n` pooled connections to `server` (one call each, concurrently) and lets them idle.
+/// Opens `n` pooled connections to `server` and lets them idle: enough concurrent calls that
+/// the pool, which packs callers onto a connection until it is saturated, opens `n` (the
+/// client's `max_conns_per_server`).
 fn open_pooled(sim: &Sim, c: &C, server: &SimServer, n: usize) {
-    let calls: Vec<_> = (0..n)
+    let calls: Vec<_> = (0..64 * n)
         .map(|_| {
             let c = c.clone();
             sim.spawn(async move { c.ping().await })
@@ -348,7 +350,7 @@ fn open_pooled(sim: &Sim, c: &C, server: &SimServer, n: usize) {
         .collect();
     sim.run();
     calls.iter().for_each(|t| t.take().expect("finished").expect("ping"));
-    assert_eq!(server.connections(), n, "each concurrent call opened a connection");
+    assert_eq!(server.connections(), n, "the concurrent calls filled {n} connections");
 }
 
 /// A restart under two idle pooled connections whose ends the runtime has not reported yet:
