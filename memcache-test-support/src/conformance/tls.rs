@@ -75,8 +75,9 @@ pub async fn tls_server_restart_is_survived<A: Adapter>() {
     let c = client::<A>(cfg.max_conns(2));
     for round in 0..3 {
         let key = format!("restart:{round}");
-        // Concurrent sets, so that both pooled connections are open when the server restarts.
-        let workers: Vec<_> = (0..4)
+        // Enough concurrent sets that both pooled connections are likely open when the server
+        // restarts (the async pool packs callers onto one connection until it saturates).
+        let workers: Vec<_> = (0..48)
             .map(|w| {
                 let (c, key) = (c.clone(), format!("{key}:{w}"));
                 A::spawn(async move { A::set(&c, &Item::new(key, "v")).await })
