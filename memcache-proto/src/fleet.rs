@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
-use crate::health::{Health, Permit};
+use crate::health::{Health, Permit, Transition};
+use crate::observe::{ConnectionEvent, Observer};
 use crate::op::GetMulti;
 use crate::{Error, FailurePolicy, Key, ServerAddr, ServerSelector};
 
@@ -39,6 +40,8 @@ pub struct Fleet {
     origin: Instant,
     /// Nanoseconds after `origin` at which the next re-resolution is due.
     next_resolve: AtomicU64,
+    /// Hears a server marked down or back up.
+    observer: Option<Arc<dyn Observer>>,
 }
 
 impl fmt::Debug for Fleet {
@@ -71,12 +74,14 @@ impl Fleet {
             resolve_every,
             origin: now,
             next_resolve: AtomicU64::new(first),
+            observer: None,
         }
     }
 
     /// The fleet a client built from `config` uses.
     pub fn from_config(config: &crate::config::Config, now: Instant) -> Fleet {
-        Fleet::new(config.selector.clone(), config.failure_policy, config.resolve_every, now)
+        let fleet = Fleet::new(config.selector.clone(), config.failure_policy, config.resolve_every, now);
+        Fleet { observer: config.observer.clone(), ..fleet }
     }
 
     /// The selector.
@@ -94,9 +99,16 @@ impl Fleet {
         self.health.route(self.selector.as_ref(), key, now)
     }
 
-    /// Records how a call to `server` under `permit` ended.
+    /// Records how a call to `server` under `permit` ended, and tells the observer if that
+    /// marked the server down or back up.
     pub fn record<T>(&self, server: &ServerAddr, permit: Permit, result: &Result<T, Error>, now: Instant) {
-        self.health.record(server, permit, result.as_ref().map(drop), now);
+        let change = self.health.record(server, permit, result.as_ref().map(drop), now);
+        if let (Some(change), Some(observer)) = (change, &self.observer) {
+            observer.connection(&match change {
+                Transition::Down => ConnectionEvent::MarkedDown { server },
+                Transition::Up => ConnectionEvent::MarkedUp { server },
+            });
+        }
     }
 
     /// May a call go to `server` now (see [`Health::check`])? The multi-server calls ask

@@ -101,6 +101,16 @@ pub enum Permit {
     Probe,
 }
 
+/// A change of whether a server is down, made by one recorded outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Transition {
+    /// The server is now down: calls for it fail fast until a probe succeeds.
+    Down,
+    /// The server, down until now, answered (a probe succeeded): it is back.
+    Up,
+}
+
 /// One server's trouble. Healthy servers have no entry.
 #[derive(Debug, Clone, Copy)]
 enum State {
@@ -235,30 +245,38 @@ impl Health {
 
     /// Records the outcome of a call to `server` made under `permit`: `Ok(())` for any
     /// answer, `Err(e)` for a failure (only transport failures count against the server).
-    pub fn record(&self, server: &ServerAddr, permit: Permit, outcome: Result<(), &Error>, now: Instant) {
+    /// Returns the change this outcome made to whether the server is down, if any (exactly
+    /// one caller sees each change, for an observer's `MarkedDown`/`MarkedUp`).
+    pub fn record(
+        &self,
+        server: &ServerAddr,
+        permit: Permit,
+        outcome: Result<(), &Error>,
+        now: Instant,
+    ) -> Option<Transition> {
         match outcome {
             // Never reached the server: says nothing about it.
-            Err(Error::ServerUnavailable { .. } | Error::Closed) => {}
+            Err(Error::ServerUnavailable { .. } | Error::Closed) => None,
             Err(e) if e.is_transport_failure() => self.failed(server, permit, now),
             _ => self.succeeded(server),
         }
     }
 
-    /// The server answered: it is healthy.
-    pub fn succeeded(&self, server: &ServerAddr) {
-        if self.state(server).is_none() {
-            return;
-        }
+    /// The server answered: it is healthy. [`Transition::Up`] if it was down.
+    pub fn succeeded(&self, server: &ServerAddr) -> Option<Transition> {
+        self.state(server)?;
         self.update(|states| {
+            let was_down = matches!(states.get(server), Some(State::Down { .. }));
             let mut next = states.clone();
-            (next.remove(server).map(|_| next), ())
-        });
+            (next.remove(server).map(|_| next), was_down.then_some(Transition::Up))
+        })
     }
 
-    /// A transport failure of a call made under `permit`.
-    pub fn failed(&self, server: &ServerAddr, permit: Permit, now: Instant) {
+    /// A transport failure of a call made under `permit`. [`Transition::Down`] if this
+    /// failure put the server down.
+    pub fn failed(&self, server: &ServerAddr, permit: Permit, now: Instant) -> Option<Transition> {
         if !self.policy.is_enabled() {
-            return;
+            return None;
         }
         let limit = self.policy.failure_limit;
         self.update(|states| {
@@ -270,10 +288,12 @@ impl Health {
                     State::Down { retry_at: deadline(now, self.policy.backoff(server, probes)), probes }
                 }
                 // A call admitted before the server went down: already counted.
-                (Some(State::Down { .. }), Permit::Normal) => return (None, ()),
+                (Some(State::Down { .. }), Permit::Normal) => return (None, None),
             };
-            (Some(with(states, server, next)), ())
-        });
+            let was_down = matches!(states.get(server), Some(State::Down { .. }));
+            let went_down = !was_down && matches!(next, State::Down { .. });
+            (Some(with(states, server, next)), went_down.then_some(Transition::Down))
+        })
     }
 
     /// Forgets servers not in `servers` (after the server list changed).

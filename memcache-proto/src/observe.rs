@@ -230,6 +230,17 @@ pub enum ConnectionEvent<'a> {
         /// How long.
         waited: Duration,
     },
+    /// The server was marked down after consecutive transport failures (see
+    /// [`FailurePolicy`](crate::FailurePolicy)): calls for it fail fast until a probe answers.
+    MarkedDown {
+        /// This server.
+        server: &'a ServerAddr,
+    },
+    /// A server marked down answered a probe: it is back.
+    MarkedUp {
+        /// This server.
+        server: &'a ServerAddr,
+    },
 }
 
 /// Why a connection was closed.

@@ -15,7 +15,8 @@
 //! A call that asks several servers at once (`get_multi`, `flush_all`, `stats`, a
 //! `meta_batch`) has one child span per server request, named `memcached` (its `otel.name` is
 //! the command), with that server's fields and its own `error.type`. Connection events
-//! (opened, connect failed, closed and why, waited for a connection) are `debug` events with
+//! (opened, connect failed, closed and why, waited for a connection, server marked down or
+//! back up) are `debug` events with
 //! the server's fields: they come from the same [`Observer`] events as everything else,
 //! through an observer this module puts in front of the user's.
 //!
@@ -297,6 +298,16 @@ fn emit(event: &ConnectionEvent<'_>) {
             let (address, port) = split(server);
             event!(target: "memcache", Level::DEBUG, server.address = address, server.port = port, reason = reason.as_str(),
                 "memcached connection closed");
+        }
+        ConnectionEvent::MarkedDown { server } => {
+            let (address, port) = split(server);
+            event!(target: "memcache", Level::DEBUG, server.address = address, server.port = port,
+                "memcached server marked down");
+        }
+        ConnectionEvent::MarkedUp { server } => {
+            let (address, port) = split(server);
+            event!(target: "memcache", Level::DEBUG, server.address = address, server.port = port,
+                "memcached server marked up");
         }
         ConnectionEvent::Waited { server, waited } => {
             let (address, port) = split(server);

@@ -376,6 +376,7 @@ macro_rules! conformance_suite {
             observer_hears_reconnects,
             observer_hears_dropped_futures,
             observer_hears_dropped_fan_outs,
+            observer_hears_servers_marked_down_and_up,
         );
         // tracing (only in a test crate built with its `tracing` feature)
         $crate::conformance_suite!(@traced $a;

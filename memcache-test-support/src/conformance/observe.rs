@@ -2,7 +2,7 @@
 //! once, for the right server and with the right reason.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use memcache_proto::observe::{CloseReason, ConnectionEvent, Observer, OperationEvent, Outcome};
 use memcache_proto::{Error, FailurePolicy, Item};
@@ -49,6 +49,8 @@ impl Observer for Recorder {
             ConnectionEvent::Closed { server, reason } => self.push(format!("closed {server} {reason}")),
             // Whether a caller waits depends on scheduling: not part of these checks.
             ConnectionEvent::Waited { .. } => {}
+            ConnectionEvent::MarkedDown { server } => self.push(format!("down {server}")),
+            ConnectionEvent::MarkedUp { server } => self.push(format!("up {server}")),
             _ => self.push(format!("{e:?}")),
         }
     }
@@ -203,4 +205,47 @@ pub async fn observer_hears_dropped_fan_outs<A: Adapter>() {
     for stats in A::pool_stats(&c).values() {
         assert_eq!((stats.created, stats.closed.len()), (1, 0), "{stats:?}");
     }
+}
+
+/// A server that dies is marked down once, after the policy's consecutive failures, and
+/// marked up once, when a probe finds it back; the calls between fail fast and reach no
+/// connection.
+pub async fn observer_hears_servers_marked_down_and_up<A: Adapter>() {
+    let mut m = Memcached::start();
+    let addr = m.addr();
+    let retry_after = Duration::from_millis(100);
+    let policy =
+        FailurePolicy { failure_limit: 3, retry_after, max_retry_after: retry_after * 4, eject: false };
+    let recorder = Arc::new(Recorder::default());
+    let cfg = ClientConfig::new([addr.clone()]).timeout(Duration::from_secs(1)).failure_policy(policy);
+    let c = client::<A>(cfg.observer(recorder.clone()));
+    expect_ok!(A::set(&c, &Item::new("k", "v")).await, "set");
+    m.stop();
+    let mut failures = 0;
+    loop {
+        match A::get(&c, "k").await {
+            Err(Error::ServerUnavailable { .. }) => break,
+            Err(e) if e.is_transport_failure() => failures += 1,
+            other => panic!("{}: get from a stopped server: {other:?}", A::NAME),
+        }
+        assert!(failures <= 3, "{}: not down after {failures} failures", A::NAME);
+    }
+    let got = recorder.take();
+    let count = |got: &[String], line: &str| got.iter().filter(|e| *e == line).count();
+    assert_eq!(count(&got, &format!("down {addr}")), 1, "{}: marked down once: {got:?}", A::NAME);
+    assert_eq!(count(&got, &format!("up {addr}")), 0, "{}: {got:?}", A::NAME);
+
+    m.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match A::get(&c, "k").await {
+            Ok(_) | Err(Error::CacheMiss) => break,
+            Err(e) => assert!(Instant::now() < deadline, "{}: never back: {e:?}", A::NAME),
+        }
+        super::util::yield_now().await;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let got = recorder.take();
+    assert_eq!(count(&got, &format!("up {addr}")), 1, "{}: marked up once: {got:?}", A::NAME);
+    assert_eq!(count(&got, &format!("down {addr}")), 0, "{}: {got:?}", A::NAME);
 }
