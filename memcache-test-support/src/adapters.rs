@@ -88,6 +88,9 @@ pub fn configure<C: FromConfig>(
     if let Some(every) = cfg.resolve_every {
         b = b.resolve_every(every);
     }
+    if let Some(limits) = cfg.limits {
+        b = b.limits(limits);
+    }
     if let Some(observer) = &cfg.observer {
         b = b.observer(observer.clone());
     }

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use memcache_proto::codec::Codec;
 use memcache_proto::observe::{Observer, PoolStats};
-use memcache_proto::{Error, FailurePolicy, Item, ServerSelector};
+use memcache_proto::{Error, FailurePolicy, Item, Limits, ServerSelector};
 
 /// Asserts that `$res` is `Err` matching `$pat`, with a message naming what came instead.
 macro_rules! expect_err {
@@ -133,6 +133,8 @@ pub struct ClientConfig {
     pub observer: Option<Arc<dyn Observer>>,
     /// Whether spans carry the keys (`Builder::record_keys`, feature `tracing`).
     pub record_keys: bool,
+    /// Decoder bounds (`Builder::limits`).
+    pub limits: Option<Limits>,
 }
 
 impl Debug for ClientConfig {
@@ -150,6 +152,7 @@ impl Debug for ClientConfig {
             .field("count_connections", &self.count_connections)
             .field("observer", &self.observer.is_some())
             .field("record_keys", &self.record_keys)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -170,6 +173,7 @@ impl ClientConfig {
             count_connections: None,
             observer: None,
             record_keys: false,
+            limits: None,
         }
     }
 
@@ -218,6 +222,12 @@ impl ClientConfig {
     /// Sets the per-call timeout.
     pub fn timeout(mut self, timeout: Duration) -> ClientConfig {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the decoder bounds.
+    pub fn limits(mut self, limits: Limits) -> ClientConfig {
+        self.limits = Some(limits);
         self
     }
 
@@ -334,6 +344,7 @@ macro_rules! conformance_suite {
             fresh_connections_read_with_the_call_timeout,
             writes_are_bounded_by_the_call_deadline,
             an_endless_reply_is_cut_at_the_deadline,
+            a_reply_streamed_faster_than_read_is_cut_at_the_deadline,
             get_multi_beyond_the_reply_limits_is_split,
             // the retry rule
             written_reads_are_resent_once,

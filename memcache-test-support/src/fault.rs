@@ -74,10 +74,23 @@ pub enum Fault {
     /// Answer the first request with an endless retrieval reply, `VALUE k 0 1000000` blocks
     /// (values of [`FLOOD_VALUE_LEN`] bytes) written as fast as the client takes them, never `END`.
     Flood,
+    /// Answer the first request with the header of one [`HUGE_VALUE_LEN`]-byte value, then its
+    /// bytes written by [`HUGE_VALUE_WRITERS`] threads at once on the one connection, for ever
+    /// (past the announced length the stream is out of sync; the bytes are all alike, so how the
+    /// writers' chunks interleave does not matter). Several writers keep the client's receive
+    /// queue full on a loaded machine, where one writer is now and then off the CPU long enough
+    /// for the client to empty it: this server streams faster than the client reads.
+    HugeValueFlood,
 }
 
 /// The length of each value [`Fault::Flood`] sends.
 pub const FLOOD_VALUE_LEN: usize = 1_000_000;
+
+/// The length [`Fault::HugeValueFlood`] announces: 128 MiB, so that a client reading for a
+/// bounded time is still inside the value when it stops.
+pub const HUGE_VALUE_LEN: usize = 128 * 1024 * 1024;
+/// How many threads write [`Fault::HugeValueFlood`]'s value bytes at once.
+pub const HUGE_VALUE_WRITERS: usize = 16;
 
 /// What [`Fault::WrongKey`] answers to every request.
 pub const WRONG_KEY_REPLY: &[u8] = b"VALUE nobody-asked 0 1 7\r\nx\r\nEND\r\n";
@@ -206,8 +219,28 @@ fn serve_fault(fault: Fault, mut stream: TcpStream, counters: &Counters, registr
             block.extend_from_slice(b"\r\n");
             while stream.write_all(&block).is_ok() {}
         }
+        Fault::HugeValueFlood => {
+            let Some(n) = read_chunk(&mut stream, &mut buf) else { return };
+            counters.bytes.fetch_add(n, Ordering::SeqCst);
+            if stream.write_all(format!("VALUE k 0 {HUGE_VALUE_LEN}\r\n").as_bytes()).is_ok() {
+                flood_from_threads(&stream);
+            }
+        }
         Fault::Deaf => {}
     }
+}
+
+/// Writes `f` bytes on `stream` from [`HUGE_VALUE_WRITERS`] threads until the writes fail (the
+/// client closed, or the server shut the connection down on drop).
+fn flood_from_threads(stream: &TcpStream) {
+    let chunk = vec![b'f'; 256 * 1024];
+    thread::scope(|scope| {
+        for _ in 0..HUGE_VALUE_WRITERS {
+            let Ok(mut writer) = stream.try_clone() else { return };
+            let chunk = &chunk;
+            scope.spawn(move || while writer.write_all(chunk).is_ok() {});
+        }
+    });
 }
 
 /// Sends FIN, then discards what the client still sends (bounded), so the close is not a reset.

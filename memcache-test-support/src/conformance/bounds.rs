@@ -10,7 +10,7 @@ use memcache_proto::{Error, FailurePolicy, Item, Limits, ProtoError};
 
 use super::util::store_direct;
 use super::{Adapter, ClientConfig, client, timed};
-use crate::fault::{Fault, FaultServer, Proxy, ProxyMode};
+use crate::fault::{Fault, FaultServer, HUGE_VALUE_LEN, Proxy, ProxyMode};
 use crate::memcached::Memcached;
 
 /// A reply that decodes but answers another key is a desync: the call fails with `Protocol`
@@ -90,6 +90,30 @@ pub async fn an_endless_reply_is_cut_at_the_deadline<A: Adapter>() {
         }
     }
     assert!(took < Duration::from_secs(3), "a 50 ms call against a flood took {took:?}");
+}
+
+/// A server that streams faster than the client reads (one huge value written by several
+/// threads at once): the call still ends at its deadline, within 20 times its timeout. The
+/// drain after the deadline read until the socket was empty (before issue 11), and against this
+/// server that took seconds for a 50 ms call, the client's buffer growing by hundreds of MiB.
+pub async fn a_reply_streamed_faster_than_read_is_cut_at_the_deadline<A: Adapter>() {
+    let flood = FaultServer::start(Fault::HugeValueFlood);
+    let timeout = Duration::from_millis(50);
+    // The value fits the limits, so only the deadline (or the reply bound) can end the call.
+    let limits = Limits::default().with_max_value_len(HUGE_VALUE_LEN);
+    let c = client::<A>(ClientConfig::new([flood.addr()]).timeout(timeout).limits(limits));
+    let (res, took) = timed(|| A::get(&c, "k")).await;
+    assert!(took < 20 * timeout, "a {timeout:?} call against a server out-streaming it took {took:?}");
+    // A machine fast enough to read the whole value within the timeout finds the stream out of
+    // sync after it; one so loaded that a late timer lets the reply bound pass ends with
+    // `ReplyTooLarge`. Both are still bounded.
+    match res {
+        Err(Error::Timeout)
+        | Err(Error::Protocol(ProtoError::ReplyTooLarge { .. } | ProtoError::BadValueTerminator)) => {}
+        other => {
+            panic!("a get answered by a value streamed without end: expected Err(Timeout), got {other:?}")
+        }
+    }
 }
 
 /// More keys than one reply may hold values (`Limits::max_values`) all hitting: `get_multi`
