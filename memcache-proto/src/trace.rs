@@ -10,14 +10,14 @@
 //! | `server.address`, `server.port` | the server asked (host, and port for TCP servers) |
 //! | `db.operation.batch.size` | the number of keys or requests of a multi-key call |
 //! | `error.type` | [`Error::kind`] when the call failed (a miss is not a failure) |
-//! | `memcached.key` | the key(s), only with [`Builder::record_keys`](crate::config::Builder::record_keys) |
+//! | `memcached.key` | the key(s), only with `Builder::record_keys(true)` (feature `tracing`) |
 //!
 //! A call that asks several servers at once (`get_multi`, `flush_all`, `stats`, a
 //! `meta_batch`) has one child span per server request, named `memcached` (its `otel.name` is
 //! the command), with that server's fields and its own `error.type`. Connection events
 //! (opened, connect failed, closed and why, waited for a connection, server marked down or
 //! back up) are `debug` events with
-//! the server's fields: they come from the same [`Observer`] events as everything else,
+//! the server's fields: they come from the same [observer events](crate::observe::Observer) as everything else,
 //! through an observer this module puts in front of the user's.
 //!
 //! Every span and event has the target `memcache`. Keys are never recorded unless the client
