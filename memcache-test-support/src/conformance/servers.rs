@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use memcache_proto::{Error, Item};
 
-use super::util::{closed_port_addr, eventually, keys_owned_by, owner};
+use super::util::{closed_port_addr, eventually, keys_owned_by, owner, settled_connections};
 use super::{Adapter, ClientConfig, check_item, client, timed};
 use crate::fault::{Fault, FaultServer, Proxy, ProxyMode};
 use crate::memcached::Memcached;
@@ -174,18 +174,6 @@ pub async fn stats_keyed_by_server<A: Adapter>() {
 
     let none = client::<A>(ClientConfig::new([dead, closing.addr()]).timeout(Duration::from_secs(1)));
     expect_err!(A::stats(&none).await, Error::NoStats, "stats with every server down");
-}
-
-/// `curr_connections` once the launcher's own probe connections are seen closed: memcached 1.6
-/// counts the asking connection itself, so an otherwise idle server reports 1.
-async fn settled_connections(m: &Memcached) -> u64 {
-    let mut low = u64::MAX;
-    eventually(Duration::from_secs(5), || {
-        low = low.min(m.stat_u64("curr_connections"));
-        low <= 1
-    })
-    .await;
-    low
 }
 
 /// `close` closes the client's connections (the server sees them go) and later calls, on any

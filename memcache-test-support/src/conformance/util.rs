@@ -106,6 +106,20 @@ pub(crate) async fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool
     }
 }
 
+/// `curr_connections` once the launcher's own probe connections are seen closed: memcached 1.6
+/// counts the asking connection itself, so an otherwise idle server reports 1. A single reading
+/// is not a baseline: the previous probe's close may not be processed yet (it is handled by
+/// another worker thread than the next connection's `stats`), which reads one too many.
+pub(crate) async fn settled_connections(m: &Memcached) -> u64 {
+    let mut low = u64::MAX;
+    eventually(Duration::from_secs(5), || {
+        low = low.min(m.stat_u64("curr_connections"));
+        low <= 1
+    })
+    .await;
+    low
+}
+
 /// Lets the executor run other tasks once (works on any executor, including a trivial one).
 pub(crate) async fn yield_now() {
     let mut yielded = false;
