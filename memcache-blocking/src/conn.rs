@@ -30,6 +30,13 @@ impl Stream {
     }
 }
 
+/// How long past its deadline one blocking read or write may wait. The socket's timeout is
+/// shortened to what is left of a call only when that is shorter by more than this, so a call
+/// answered in time makes no `setsockopt` (it made four: shorten and restore, both ways),
+/// and a call that times out ends at most this late (Linux counts socket timeouts in clock
+/// ticks of 1-10 ms anyway).
+const TIMEOUT_SLACK: Duration = Duration::from_millis(1);
+
 /// Reads a call past its deadline may still make (of at most 64 KiB each): enough for a reply
 /// that had already arrived, and a bound against a peer that never stops sending.
 const DRAIN_READS: usize = 4;
@@ -84,7 +91,7 @@ impl Conn {
                 if remaining.is_zero() {
                     return Err(Error::Timeout);
                 }
-                if remaining < self.write_timeout {
+                if remaining + TIMEOUT_SLACK < self.write_timeout {
                     self.stream.set_write_timeout(remaining)?;
                     self.write_timeout = remaining;
                 }
@@ -128,7 +135,7 @@ impl Conn {
                 // server): take what already arrived, without waiting for more.
                 return self.nonblocking(Conn::drain)?.ok_or(Error::Timeout);
             }
-            if remaining < self.read_timeout {
+            if remaining + TIMEOUT_SLACK < self.read_timeout {
                 self.stream.set_read_timeout(remaining)?;
                 self.read_timeout = remaining;
             }
@@ -213,7 +220,10 @@ impl Conn {
     /// a reset, or bytes nobody asked for all mean it must not carry a request, which could
     /// then not safely be sent again (see `memcache_proto::retry`).
     pub(crate) fn is_alive(&mut self) -> bool {
-        matches!(self.nonblocking(Conn::fill), Err(Error::Timeout))
+        match self.stream.0.input_pending() {
+            Some(pending) => matches!(pending, Ok(false)),
+            None => matches!(self.nonblocking(Conn::fill), Err(Error::Timeout)),
+        }
     }
 
     /// Whether the connection may serve another call.

@@ -175,8 +175,9 @@ impl ServerPool {
             None if state.idle.len() >= config.max_idle_conns => CloseReason::Idle,
             None => {
                 state.idle.push(conn);
+                let waiting = state.waiting > 0;
                 drop(state);
-                self.returned.notify_one();
+                self.wake_one(waiting);
                 return;
             }
         };
@@ -200,8 +201,22 @@ impl ServerPool {
 
     /// One connection fewer is open.
     fn release(&self) {
-        self.lock().open -= 1;
-        self.returned.notify_one();
+        let mut state = self.lock();
+        state.open -= 1;
+        let waiting = state.waiting > 0;
+        drop(state);
+        self.wake_one(waiting);
+    }
+
+    /// Wakes one caller waiting in [`reserve`](Self::reserve), if `waiting` (read under the
+    /// lock that the change it announces was made under) says there is one. A waiter counts
+    /// itself under that lock before it sleeps, so none is missed; and when nobody waits, as
+    /// on almost every call, no `futex` system call is made (std's `notify_one` makes one
+    /// whether or not a thread waits).
+    fn wake_one(&self, waiting: bool) {
+        if waiting {
+            self.returned.notify_one();
+        }
     }
 
     /// Closes the idle connections; later checkouts fail with [`Error::Closed`].
