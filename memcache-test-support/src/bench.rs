@@ -384,7 +384,13 @@ async fn w3<A: Adapter>(c: &A::Client, opts: &Options) -> Result<Report, String>
     Ok(report(Workload::W3, lat.len() as u64, secs, &mut lat, None))
 }
 
-fn report(workload: Workload, ops: u64, secs: f64, lat: &mut [Duration], mb: Option<f64>) -> Report {
+pub(crate) fn report(
+    workload: Workload,
+    ops: u64,
+    secs: f64,
+    lat: &mut [Duration],
+    mb: Option<f64>,
+) -> Report {
     lat.sort_unstable();
     let pct = |p: f64| -> Option<f64> {
         let i = ((lat.len() as f64 * p) as usize).min(lat.len().checked_sub(1)?);

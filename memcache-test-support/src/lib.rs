@@ -21,6 +21,7 @@ pub mod adapters;
 pub mod bench;
 pub mod conformance;
 pub mod fault;
+pub mod floor;
 pub mod memcached;
 pub mod sim;
 pub mod soak;

@@ -24,6 +24,11 @@
 //! `bench/libmemcached.c`, which `scripts/bench.sh` compiles (`--libmemcached PATH` names the
 //! compiled program; default `libmemcached-bench` beside `mcbench`).
 //!
+//! `--adapter floor-blocking|floor-tokio|floor-async-std|floor-smol` runs W1 or W2 with no
+//! client: the workload's request bytes over the runtime's own socket, read until the reply
+//! is complete (`memcache_test_support::floor`). What a client adds to its runtime's floor is
+//! the client's cost; what a runtime's floor loses to the blocking one, no client on it can win.
+//!
 //! `--adapter` also takes a comma-separated list. `--repeat N` runs the list N times,
 //! interleaved (a, b, a, b, ...), and ends with each adapter's median, min and max: on a
 //! machine whose speed drifts from second to second, interleaved medians compare adapters
@@ -139,9 +144,44 @@ fn run_one(
         "async-std" => bench::run::<AsyncStd>(workload, addr, opts),
         "smol" => bench::run::<Smol>(workload, addr, opts),
         "libmemcached" => run_libmemcached(libmemcached, workload, addr),
+        floor if floor.starts_with("floor-") => run_floor(floor, workload, addr, opts.from),
         other => Err(format!(
-            "unknown adapter {other} (blocking, tokio, tokio-ct, async-std, smol, libmemcached, all)"
+            "unknown adapter {other} (blocking, tokio, tokio-ct, async-std, smol, libmemcached, \
+             floor-blocking, floor-tokio, floor-async-std, floor-smol, all)"
         )),
+    }
+}
+
+/// The floor under `workload` on a runtime's own socket (see `memcache_test_support::floor`).
+fn run_floor(name: &str, workload: Workload, addr: &str, from: bench::From) -> Result<Report, String> {
+    use memcache_test_support::adapters::{AsyncStdExecutor, SmolExecutor, TokioMultiThread};
+    use memcache_test_support::bench::From;
+    use memcache_test_support::floor::{self, FuturesIo, Inline, Std};
+    let addr = addr.to_owned();
+    match name {
+        "floor-blocking" => floor::run::<_, Inline>("std", workload, From::Task, async move {
+            let s = std::net::TcpStream::connect(&addr)?;
+            s.set_nodelay(true)?;
+            Ok(Std(s))
+        }),
+        "floor-tokio" => floor::run::<_, TokioMultiThread>("tokio", workload, from, async move {
+            let s = tokio::net::TcpStream::connect(&addr).await?;
+            s.set_nodelay(true)?;
+            Ok(floor::Tokio(s))
+        }),
+        "floor-async-std" => floor::run::<_, AsyncStdExecutor>("async-std", workload, from, async move {
+            let s = async_std::net::TcpStream::connect(&addr).await?;
+            s.set_nodelay(true)?;
+            Ok(FuturesIo(s))
+        }),
+        "floor-smol" => floor::run::<_, SmolExecutor>("smol", workload, from, async move {
+            let s = smol::net::TcpStream::connect(&addr).await?;
+            s.set_nodelay(true)?;
+            Ok(FuturesIo(s))
+        }),
+        other => {
+            Err(format!("unknown floor {other} (floor-blocking, floor-tokio, floor-async-std, floor-smol)"))
+        }
     }
 }
 
