@@ -229,10 +229,7 @@ impl Command {
                 if let Some(t) = touch {
                     put_sp_i64(buf, i64::from(*t));
                 }
-                for key in keys {
-                    buf.put_u8(b' ');
-                    buf.put_slice(key.as_bytes());
-                }
+                keys.put_wire(buf);
             }
             Command::Store { verb, key, flags, exptime, value, noreply } => {
                 buf.put_slice(verb.name());

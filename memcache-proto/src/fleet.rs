@@ -17,7 +17,7 @@ use arc_swap::ArcSwap;
 use crate::health::{Health, Permit, Transition};
 use crate::observe::{ConnectionEvent, Observer};
 use crate::op::GetMulti;
-use crate::{Error, FailurePolicy, Key, ServerAddr, ServerSelector};
+use crate::{Error, FailurePolicy, KeysBuilder, ServerAddr, ServerSelector};
 
 /// The selector's servers at one of its generations.
 struct Known {
@@ -134,7 +134,7 @@ impl Fleet {
             }
             Ok(server)
         })?;
-        Ok(groups.into_iter().map(|(s, keys)| (s, GetMulti::new(keys))).collect())
+        Ok(groups.into_iter().map(|(s, keys)| (s, GetMulti::of(keys.build()))).collect())
     }
 
     /// Replaces the servers (all or nothing, see [`ServerSelector::replace_servers`]).
@@ -222,23 +222,32 @@ fn nanos(d: Duration) -> u64 {
 pub(crate) fn group<S: AsRef<str>>(
     keys: impl IntoIterator<Item = S>,
     mut pick: impl FnMut(&[u8]) -> Result<ServerAddr, Error>,
-) -> Result<Vec<(ServerAddr, Vec<Key>)>, Error> {
+) -> Result<Vec<(ServerAddr, KeysBuilder)>, Error> {
     let keys = keys.into_iter();
-    // The first server's group is sized for every key: with one server (or most keys on the
-    // first) it never grows, and a key is 251 bytes, so regrowing copies a lot.
     let expected = keys.size_hint().0;
-    let mut groups: Vec<(ServerAddr, Vec<Key>)> = Vec::new();
+    let mut groups: Vec<(ServerAddr, KeysBuilder)> = Vec::new();
     for key in keys {
-        let key = Key::copy_from(key.as_ref().as_bytes())?;
-        let server = pick(key.as_bytes())?;
+        let key = key.as_ref().as_bytes();
+        crate::check_key(key)?;
+        let server = pick(key)?;
         match groups.iter_mut().find(|(s, _)| *s == server) {
-            Some((_, group)) => group.push(key),
+            Some((_, group)) => group.push_valid(key),
             None => {
-                let mut group = Vec::with_capacity(if groups.is_empty() { expected.max(1) } else { 1 });
-                group.push(key);
+                let mut group = first_group(expected, key.len(), groups.is_empty());
+                group.push_valid(key);
                 groups.push((server, group));
             }
         }
     }
     Ok(groups)
+}
+
+/// A new server's group. The first one is sized for every key (as long as its first one), so
+/// with one server, or most keys on the first, it rarely grows; the others start small.
+fn first_group(expected: usize, key_len: usize, first: bool) -> KeysBuilder {
+    if first {
+        KeysBuilder::with_capacity(expected, expected.saturating_mul(key_len))
+    } else {
+        KeysBuilder::default()
+    }
 }

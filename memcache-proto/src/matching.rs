@@ -11,32 +11,42 @@
 //! [`INLINE_KEYS`] keys (beyond that, one for a bit set); only the first value that comes out
 //! of order pays for an index.
 
-use crate::Key;
+use crate::{Key, Keys};
 
 /// How many requested keys the matcher tracks without allocating.
 pub(crate) const INLINE_KEYS: usize = 128;
 
-/// Something a multi-key request asked for, seen by its key.
+/// What a multi-key request asked for, seen as its keys by position.
 pub(crate) trait Requested {
-    /// The requested key's bytes.
-    fn key_bytes(&self) -> &[u8];
+    /// How many keys.
+    fn count(&self) -> usize;
+    /// The bytes of the key at `position` (empty past the end, which no reply key equals).
+    fn key_at(&self, position: usize) -> &[u8];
 }
 
-impl Requested for Key {
-    fn key_bytes(&self) -> &[u8] {
-        self.as_bytes()
+impl Requested for Keys {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    #[inline]
+    fn key_at(&self, position: usize) -> &[u8] {
+        self.get(position).unwrap_or_default()
     }
 }
 
-impl<T> Requested for (T, Key) {
-    fn key_bytes(&self) -> &[u8] {
-        self.1.as_bytes()
+/// The driver's gathered single-key reads: `(slot, key)`.
+impl<T> Requested for [(T, Key)] {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn key_at(&self, position: usize) -> &[u8] {
+        self.get(position).map(|(_, k)| k.as_bytes()).unwrap_or_default()
     }
 }
 
 /// Finds, for each value of a reply, the requested position it answers.
-pub(crate) struct KeyMatcher<'a, R> {
-    requested: &'a [R],
+pub(crate) struct KeyMatcher<'a, R: ?Sized> {
+    requested: &'a R,
     /// Every position at or after the cursor is unanswered; a forward match moves the cursor
     /// past itself.
     cursor: usize,
@@ -48,9 +58,9 @@ pub(crate) struct KeyMatcher<'a, R> {
     by_key: Option<Vec<usize>>,
 }
 
-impl<'a, R: Requested> KeyMatcher<'a, R> {
-    pub(crate) fn new(requested: &'a [R]) -> Self {
-        KeyMatcher { requested, cursor: 0, open: Bits::new(requested.len()), by_key: None }
+impl<'a, R: Requested + ?Sized> KeyMatcher<'a, R> {
+    pub(crate) fn new(requested: &'a R) -> Self {
+        KeyMatcher { requested, cursor: 0, open: Bits::new(requested.count()), by_key: None }
     }
 
     /// The position `key` answers, now marked answered; `None` if `key` was not requested or
@@ -58,9 +68,8 @@ impl<'a, R: Requested> KeyMatcher<'a, R> {
     /// value of every multi-key reply, and in order it is one comparison.
     #[inline]
     pub(crate) fn take(&mut self, key: &[u8]) -> Option<usize> {
-        let ahead = self.requested.get(self.cursor..).unwrap_or_default();
-        if let Some(skipped) = ahead.iter().position(|r| r.key_bytes() == key) {
-            let position = self.cursor + skipped;
+        let requested = self.requested;
+        if let Some(position) = (self.cursor..requested.count()).find(|&p| requested.key_at(p) == key) {
             (self.cursor..position).for_each(|p| self.open.set(p));
             self.cursor = position + 1;
             return Some(position);
@@ -74,13 +83,13 @@ impl<'a, R: Requested> KeyMatcher<'a, R> {
     fn behind(&mut self, key: &[u8]) -> Option<usize> {
         let requested = self.requested;
         let by_key = self.by_key.get_or_insert_with(|| {
-            let mut order: Vec<usize> = (0..requested.len()).collect();
+            let mut order: Vec<usize> = (0..requested.count()).collect();
             // Stable: equal keys stay in request order, so duplicates are answered first to last.
-            order.sort_by(|&a, &b| requested[a].key_bytes().cmp(requested[b].key_bytes()));
+            order.sort_by(|&a, &b| requested.key_at(a).cmp(requested.key_at(b)));
             order
         });
-        let first = by_key.partition_point(|&p| requested[p].key_bytes() < key);
-        let same = by_key.get(first..)?.iter().take_while(|&&p| requested[p].key_bytes() == key);
+        let first = by_key.partition_point(|&p| requested.key_at(p) < key);
+        let same = by_key.get(first..)?.iter().take_while(|&&p| requested.key_at(p) == key);
         same.copied().find(|&p| self.open.get(p))
     }
 }
@@ -135,7 +144,7 @@ impl Bits {
 mod tests {
     use super::*;
 
-    fn keys(names: &[&str]) -> Vec<Key> {
+    fn keys(names: &[&str]) -> Keys {
         names.iter().map(|k| Key::copy_from(k.as_bytes()).expect("valid key")).collect()
     }
 

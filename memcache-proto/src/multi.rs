@@ -13,7 +13,7 @@ pub fn plan_get_multi<S: AsRef<str>>(
     keys: impl IntoIterator<Item = S>,
 ) -> Result<Vec<(ServerAddr, GetMulti)>, Error> {
     let groups = crate::fleet::group(keys, |k| selector.pick_server(k))?;
-    Ok(groups.into_iter().map(|(s, keys)| (s, GetMulti::new(keys))).collect())
+    Ok(groups.into_iter().map(|(s, keys)| (s, GetMulti::of(keys.build()))).collect())
 }
 
 /// Splits each command of a `get_multi` plan into commands of at most
@@ -33,7 +33,7 @@ pub fn fit(plan: Vec<(ServerAddr, GetMulti)>, limits: &Limits) -> Vec<(ServerAdd
             continue;
         }
         for chunk in get.keys().chunks(per_get) {
-            fitted.push((server.clone(), GetMulti::new(chunk.to_vec())));
+            fitted.push((server.clone(), GetMulti::of(chunk)));
         }
     }
     fitted

@@ -113,13 +113,19 @@ pub struct GetMulti {
 impl GetMulti {
     /// Reads `keys`, all of which must be valid.
     pub fn new(keys: Vec<Key>) -> GetMulti {
-        GetMulti { command: Command::Get { keys: keys.into(), cas: true, touch: None } }
+        GetMulti::of(keys.into())
     }
 
-    pub(crate) fn keys(&self) -> &[Key] {
+    /// Reads `keys` (validated when they were collected).
+    pub fn of(keys: Keys) -> GetMulti {
+        GetMulti { command: Command::Get { keys, cas: true, touch: None } }
+    }
+
+    pub(crate) fn keys(&self) -> &Keys {
         match &self.command {
             Command::Get { keys, .. } => keys,
-            _ => &[],
+            // Only ever made with `Command::Get`.
+            _ => &crate::keys::NO_KEYS,
         }
     }
 }
@@ -131,16 +137,24 @@ impl Op for GetMulti {
     }
     fn finish(self, response: Response) -> Result<Self::Output, Error> {
         let Response::Values(values) = response else { return Err(reply_error(response)) };
+        let keys = self.keys();
+        // The requested keys came from `&str`s: checked as UTF-8 once for all of them here,
+        // each value's key is then a copy of a slice, not a validation of its own.
+        let text = std::str::from_utf8(keys.run()).ok();
         // memcached answers in request order, a proxy in any order: every value must answer a
         // requested key, or the stream is out of sync.
-        let mut requested = KeyMatcher::new(self.keys());
+        let mut requested = KeyMatcher::new(keys);
         let mut items = HashMap::with_capacity(values.len());
         for v in values {
-            if requested.take(&v.key).is_none() {
+            let Some(position) = requested.take(&v.key) else {
                 return Err(desync("a value for a key not requested"));
-            }
-            let item = into_item(v)?;
-            items.insert(item.key.clone(), item);
+            };
+            let key = match text.zip(keys.span(position)).and_then(|(text, span)| text.get(span)) {
+                Some(key) => key.to_owned(),
+                None => String::from_utf8(v.key.to_vec()).map_err(|_| desync("a key that is not UTF-8"))?,
+            };
+            let item = Item { key: key.clone(), value: v.data, flags: v.flags, expiration: 0, cas: v.cas };
+            items.insert(key, item);
         }
         Ok(items)
     }

@@ -238,7 +238,7 @@ fn split(server: &ServerAddr) -> (&str, Option<u16>) {
 #[cfg(feature = "tracing")]
 fn keys(command: &Command) -> String {
     match command {
-        Command::Get { keys, .. } => keys.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "),
+        Command::Get { keys, .. } => String::from_utf8_lossy(keys.run().trim_ascii_start()).into_owned(),
         _ => String::new(),
     }
 }

@@ -12,7 +12,7 @@ use crate::{Command, Key, ProtoError, Response};
 /// The key of a command that may join a merged `gets`: a single-key `gets` without touch.
 pub(crate) fn mergeable(command: &Command) -> Option<&Key> {
     match command {
-        Command::Get { keys, cas: true, touch: None } if keys.len() == 1 => keys.first(),
+        Command::Get { keys, cas: true, touch: None } => keys.single(),
         _ => None,
     }
 }
@@ -35,7 +35,7 @@ pub(crate) fn split(
     };
     let mut replies: Vec<(u64, Response)> =
         gathered.iter().map(|(slot, _)| (*slot, Response::Values(Vec::new()))).collect();
-    let mut matcher = KeyMatcher::new(&gathered);
+    let mut matcher = KeyMatcher::new(&gathered[..]);
     for v in values {
         // Each position is answered once, so its reply is still the empty one.
         let Some(reply) = matcher.take(&v.key).and_then(|i| replies.get_mut(i)) else {

@@ -40,7 +40,7 @@ pub(crate) fn check_meaning(command: &Command, response: &Response) {
             // memcached answers hits in request order: the keys are a subsequence of the request.
             let mut requested = keys.iter();
             for v in values {
-                assert!(requested.any(|k| k.as_bytes() == v.key), "unrequested key {:?}", text(&v.key));
+                assert!(requested.any(|k| k == v.key), "unrequested key {:?}", text(&v.key));
                 assert_eq!(v.cas.is_some(), *cas, "CAS token iff gets/gats");
             }
         }
