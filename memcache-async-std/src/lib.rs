@@ -82,6 +82,9 @@ macro_rules! connect_endpoint {
 
 #[cfg(feature = "async-std")]
 mod async_std_runtime;
+mod relay;
+
+use relay::Direction;
 #[cfg(feature = "smol")]
 pub mod smol;
 
@@ -100,11 +103,16 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> AsyncStream for T {}
 
 /// A connection's stream: a runtime's socket, a stream a [`connector`] opened, or TLS over
 /// either.
-pub struct Stream(Box<dyn AsyncStream>);
+pub struct Stream {
+    io: Box<dyn AsyncStream>,
+    /// The caller's task and the connection's driver both read it (see [`relay`]).
+    read: Direction,
+    write: Direction,
+}
 
 impl Stream {
     fn new(stream: impl AsyncStream) -> Self {
-        Stream(Box::new(stream))
+        Stream { io: Box::new(stream), read: Direction::new(), write: Direction::new() }
     }
 }
 
@@ -116,21 +124,24 @@ impl fmt::Debug for Stream {
 
 impl Transport for Stream {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
-        read_into_spare(buf, |window| Pin::new(&mut self.0).poll_read(cx, window))
+        let mut cx = self.read.register(cx.waker());
+        read_into_spare(buf, |window| Pin::new(&mut self.io).poll_read(&mut cx, window))
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, data)
+        Pin::new(&mut self.io).poll_write(&mut self.write.register(cx.waker()), data)
     }
 
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
+        Pin::new(&mut self.io).poll_flush(&mut self.write.register(cx.waker()))
     }
 
     /// futures-io streams (async-io's included) try the read system call on every poll, so a
-    /// poll with a no-op waker is a read now; the pipe polls again with its real waker after.
+    /// poll is a read now. It polls with the stream's own waker and leaves the task to wake
+    /// as it is: whoever waits for the reply keeps its wake-up.
     fn read_now(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
-        match self.poll_read(&mut Context::from_waker(std::task::Waker::noop()), buf) {
+        let mut cx = self.read.context();
+        match read_into_spare(buf, |window| Pin::new(&mut self.io).poll_read(&mut cx, window)) {
             Poll::Ready(read) => read,
             Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
         }
@@ -180,5 +191,5 @@ async fn tls_handshake(
 ) -> Result<Stream, Error> {
     let name = tls.server_name_for(server)?;
     let connector = futures_rustls::TlsConnector::from(Arc::clone(tls.client_config()));
-    Ok(Stream::new(connector.connect(name, io.0).await?))
+    Ok(Stream::new(connector.connect(name, io.io).await?))
 }
