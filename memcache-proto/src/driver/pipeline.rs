@@ -430,14 +430,29 @@ impl Pipe {
     /// Reads and dispatches replies until the socket would block. The read buffer is taken
     /// out of the state for the system call, so `state` stays free meanwhile.
     fn read(&self, cx: &mut Context<'_>) -> Result<(), Error> {
+        self.read_until(cx, None)
+    }
+
+    /// Like [`read`](Self::read), but stops as soon as the reply of request `until` (if
+    /// given) is in: a caller reading its own reply leaves the socket there, and when it is
+    /// done, [`Ticket`]'s `stop_reading` polls it once more for the driver. Reading on to
+    /// "would block" first would cost one more futile read system call per call.
+    fn read_until(&self, cx: &mut Context<'_>, until: Option<u64>) -> Result<(), Error> {
         let mut io = self.lock_io();
         loop {
             let mut buf = self.lock().conn.take_read_buf();
             let read = io.io.poll_read(cx, &mut buf);
             let mut state = self.lock();
             state.conn.put_read_buf(buf);
+            let answered = |state: &PipeState, id| !matches!(state.slots.get(&id), Some(Slot::Waiting(_)));
             match read {
-                Poll::Ready(read) => self.received(&mut io, state, read)?,
+                Poll::Ready(read) => {
+                    let stop = read.as_ref().is_ok_and(|&n| n > 0);
+                    self.received(&mut io, state, read)?;
+                    if stop && until.is_some_and(|id| answered(&self.lock(), id)) {
+                        return Ok(());
+                    }
+                }
                 Poll::Pending => return Ok(()),
             }
         }

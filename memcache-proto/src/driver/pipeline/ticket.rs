@@ -108,7 +108,7 @@ impl Future for Ticket {
         // may now be the one the socket wakes, so whenever it stops reading (done, dropped,
         // or joined by other requests) it wakes the driver to take reading back.
         self.reading = true;
-        if let Err(e) = self.pipe.read(cx) {
+        if let Err(e) = self.pipe.read_until(cx, Some(self.id)) {
             self.pipe.fail(e);
         }
         let mut reply = self.take_reply(cx);
