@@ -38,6 +38,9 @@ pub struct Decoder {
     pub(crate) meta: crate::meta::decode::MetaState,
     /// Bytes of the reply being decoded consumed so far, against [`Limits::max_reply_len`].
     reply_len: usize,
+    /// How many values the last retrieval reply held: the next one's list starts with room
+    /// for as many, instead of regrowing (and moving) through every power of two on the way.
+    last_values: usize,
 }
 
 #[derive(Debug)]
@@ -103,21 +106,10 @@ impl Decoder {
 
     fn values(&mut self, buf: &mut BytesMut) -> Result<Option<Response>, ProtoError> {
         loop {
-            if let Some(header) = self.header.take() {
-                // `len` is bounded by `max_value_len`; saturate in case that is `usize::MAX`.
-                let need = header.len.saturating_add(2);
-                if buf.len() < need {
-                    grow_for(buf, need);
-                    self.header = Some(header);
-                    return Ok(None);
-                }
-                if &buf[header.len..need] != b"\r\n" {
-                    return Err(ProtoError::BadValueTerminator);
-                }
-                let data = buf.split_to(header.len).freeze();
-                buf.advance(2);
-                self.values.push(Value { key: header.key, flags: header.flags, cas: header.cas, data });
-                continue;
+            if let Some(header) = self.header.take()
+                && !self.block(header, buf)?
+            {
+                return Ok(None);
             }
             let Some(nl) = self.find_line(buf)? else { return Ok(None) };
             self.count(nl + 1, 0)?;
@@ -125,6 +117,7 @@ impl Decoder {
             if line == b"END" {
                 buf.advance(nl + 1);
                 let values = std::mem::take(&mut self.values);
+                self.last_values = values.len();
                 return Ok(Some(self.end_reply(Response::Values(values))));
             }
             if let Some(rest) = line.strip_prefix(b"VALUE ") {
@@ -144,7 +137,10 @@ impl Decoder {
                     buf.advance(nl + 1);
                     key
                 };
-                self.header = Some(Header { key, flags, cas, len });
+                // The block usually arrived with its header: take it now.
+                if !self.block(Header { key, flags, cas, len }, buf)? {
+                    return Ok(None);
+                }
                 continue;
             }
             let response = error_line(line)?;
@@ -152,6 +148,28 @@ impl Decoder {
             self.values.clear();
             return Ok(Some(self.end_reply(response)));
         }
+    }
+
+    /// Takes `header`'s data block off the front of `buf` as a value, or, when it has not
+    /// fully arrived, keeps `header`, makes room for the block and returns `false`.
+    fn block(&mut self, header: Header, buf: &mut BytesMut) -> Result<bool, ProtoError> {
+        // `len` is bounded by `max_value_len`; saturate in case that is `usize::MAX`.
+        let need = header.len.saturating_add(2);
+        if buf.len() < need {
+            grow_for(buf, need);
+            self.header = Some(header);
+            return Ok(false);
+        }
+        if &buf[header.len..need] != b"\r\n" {
+            return Err(ProtoError::BadValueTerminator);
+        }
+        let data = buf.split_to(header.len).freeze();
+        buf.advance(2);
+        if self.values.capacity() == 0 {
+            self.values.reserve(self.last_values.max(4));
+        }
+        self.values.push(Value { key: header.key, flags: header.flags, cas: header.cas, data });
+        Ok(true)
     }
 
     /// Counts `line` bytes and an announced `data` block against the reply's bound.
@@ -176,20 +194,17 @@ impl Decoder {
         if self.values.len() >= self.limits.max_values {
             return Err(ProtoError::TooManyValues { limit: self.limits.max_values });
         }
-        let mut fields = rest.split(|&b| b == b' ');
-        let key = fields.next().filter(|k| !k.is_empty()).ok_or_else(bad)?;
-        let flags = fields.next().and_then(parse_u64).and_then(|f| u32::try_from(f).ok()).ok_or_else(bad)?;
-        let len = fields.next().and_then(parse_u64).ok_or_else(bad)?;
-        let cas = match fields.next() {
-            Some(c) => Some(parse_u64(c).ok_or_else(bad)?),
-            None => None,
-        };
-        if fields.next().is_some() {
+        let key_len = memchr(b' ', rest).filter(|&n| n > 0).ok_or_else(bad)?;
+        let mut fields = Numbers(&rest[key_len..]);
+        let flags = fields.next().and_then(|f| u32::try_from(f).ok()).ok_or_else(bad)?;
+        let len = fields.next().ok_or_else(bad)?;
+        let cas = if fields.0.is_empty() { None } else { Some(fields.next().ok_or_else(bad)?) };
+        if !fields.0.is_empty() {
             return Err(bad());
         }
         let limit = self.limits.max_value_len;
         match usize::try_from(len) {
-            Ok(n) if n <= limit => Ok((key.len(), flags, cas, n)),
+            Ok(n) if n <= limit => Ok((key_len, flags, cas, n)),
             _ => Err(ProtoError::ValueTooLarge { len, limit }),
         }
     }
@@ -287,10 +302,31 @@ fn parse_counter(line: &[u8]) -> Option<u64> {
     parse_u64(&line[..end])
 }
 
+/// The numbers after a `VALUE` line's key, each preceded by one space.
+struct Numbers<'a>(&'a [u8]);
+
+impl Numbers<'_> {
+    /// The next ` <digits>`, read in one pass; `None` if what follows is not one.
+    fn next(&mut self) -> Option<u64> {
+        let rest = self.0.strip_prefix(b" ")?;
+        let digits = rest.iter().position(|b| !b.is_ascii_digit()).unwrap_or(rest.len());
+        let (number, tail) = rest.split_at(digits);
+        self.0 = tail;
+        parse_u64(number)
+    }
+}
+
 /// Strict decimal: 1 to 20 digits, no sign, no overflow.
 pub(crate) fn parse_u64(s: &[u8]) -> Option<u64> {
     if s.is_empty() || s.len() > 20 {
         return None;
+    }
+    if s.len() < 20 {
+        // 19 digits cannot overflow a u64: no checked arithmetic per digit.
+        return s.iter().try_fold(0u64, |n, &b| {
+            let d = b.wrapping_sub(b'0');
+            (d <= 9).then(|| n * 10 + u64::from(d))
+        });
     }
     s.iter().try_fold(0u64, |n, &b| {
         let d = b.wrapping_sub(b'0');
