@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, Bytes, BytesMut};
 
 mod driver;
+#[cfg(test)]
+mod tests;
 mod ticket;
 
 pub use driver::{Clock, Driver};
@@ -310,7 +312,7 @@ impl Pipe {
                     buf.extend_from_slice(&scratch);
                     state.conn.put_read_buf(buf);
                 }
-                self.received(&mut io, state, read)
+                self.received(&mut io, state, read, None)
             }
         };
         io.scratch = scratch;
@@ -448,7 +450,7 @@ impl Pipe {
             match read {
                 Poll::Ready(read) => {
                     let stop = read.as_ref().is_ok_and(|&n| n > 0);
-                    self.received(&mut io, state, read)?;
+                    self.received(&mut io, state, read, Some(cx.waker()))?;
                     if stop && until.is_some_and(|id| answered(&self.lock(), id)) {
                         return Ok(());
                     }
@@ -465,12 +467,17 @@ impl Pipe {
         io: &mut IoHalf,
         mut state: MutexGuard<'_, PipeState>,
         read: io::Result<usize>,
+        reader: Option<&Waker>,
     ) -> Result<(), Error> {
         let result = state.received(read);
         self.publish_load(&state);
         std::mem::swap(&mut io.woken, &mut state.woken);
         drop(state);
-        io.woken.drain(..).for_each(Waker::wake);
+        // The task reading (a caller reading its own reply) is running: it takes its reply
+        // when the read returns. Waking it as well would schedule it again for nothing, and
+        // on Tokio's multi-thread runtime wake a second worker to steal it.
+        let others = io.woken.drain(..).filter(|w| !reader.is_some_and(|r| r.will_wake(w)));
+        others.for_each(Waker::wake);
         result
     }
 
@@ -484,7 +491,7 @@ impl Pipe {
         match read {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ReadNow::Nothing),
             Err(e) if e.kind() == io::ErrorKind::Unsupported => Ok(ReadNow::Unsupported),
-            read => self.received(&mut io, state, read).map(|()| ReadNow::Bytes),
+            read => self.received(&mut io, state, read, None).map(|()| ReadNow::Bytes),
         }
     }
 }
