@@ -124,6 +124,9 @@ impl Decoder {
                 let (key_len, flags, cas, len) = self.value_header(rest, line)?;
                 // Refuse a value that would take the reply past its bound before it arrives.
                 self.count(0, len.saturating_add(2))?;
+                if self.whole_value(buf, nl, key_len, flags, cas, len)? {
+                    continue;
+                }
                 let key = if buf.capacity() - (nl + 1) >= len.saturating_add(2) {
                     // The block fits where it will land: split the key off the buffer, no copy.
                     buf.advance(6);
@@ -148,6 +151,35 @@ impl Decoder {
             self.values.clear();
             return Ok(Some(self.end_reply(response)));
         }
+    }
+
+    /// Takes a value whose header line (ending at `nl`) and data block have both arrived, the
+    /// common case: one split of the buffer for both, the key and data slices of it, instead of
+    /// a split and skip for each. Returns `false`, consuming nothing, when the block is not
+    /// all there yet.
+    fn whole_value(
+        &mut self,
+        buf: &mut BytesMut,
+        nl: usize,
+        key_len: usize,
+        flags: u32,
+        cas: Option<u64>,
+        len: usize,
+    ) -> Result<bool, ProtoError> {
+        let data_at = nl + 1;
+        let Some(end) = data_at.checked_add(len).filter(|end| end.saturating_add(2) <= buf.len()) else {
+            return Ok(false);
+        };
+        if &buf[end..end + 2] != b"\r\n" {
+            return Err(ProtoError::BadValueTerminator);
+        }
+        let whole = buf.split_to(end + 2).freeze();
+        if self.values.capacity() == 0 {
+            self.values.reserve(self.last_values.max(4));
+        }
+        let (key, data) = (whole.slice(6..6 + key_len), whole.slice(data_at..end));
+        self.values.push(Value { key, flags, cas, data });
+        Ok(true)
     }
 
     /// Takes `header`'s data block off the front of `buf` as a value, or, when it has not
