@@ -338,13 +338,26 @@ fn parse_counter(line: &[u8]) -> Option<u64> {
 struct Numbers<'a>(&'a [u8]);
 
 impl Numbers<'_> {
-    /// The next ` <digits>`, read in one pass; `None` if what follows is not one.
+    /// The next ` <digits>` (1 to 20 digits, no overflow, as [`parse_u64`]), read in one
+    /// pass: scanned and converted together; `None` if what follows is not one.
+    #[inline]
     fn next(&mut self) -> Option<u64> {
         let rest = self.0.strip_prefix(b" ")?;
-        let digits = rest.iter().position(|b| !b.is_ascii_digit()).unwrap_or(rest.len());
-        let (number, tail) = rest.split_at(digits);
-        self.0 = tail;
-        parse_u64(number)
+        let mut n = 0u64;
+        let mut digits = 0;
+        for &b in rest {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            n = n.checked_mul(10)?.checked_add(u64::from(d))?;
+            digits += 1;
+        }
+        if digits == 0 || digits > 20 {
+            return None;
+        }
+        self.0 = rest.get(digits..)?;
+        Some(n)
     }
 }
 
