@@ -71,10 +71,10 @@ macro_rules! connect_endpoint {
             Endpoint::Tcp(addr) => {
                 let s = TcpStream::connect(addr).await?;
                 s.set_nodelay(true)?;
-                Ok(Stream::new(s))
+                Ok(Stream::socket(s))
             }
             #[cfg(unix)]
-            Endpoint::Unix(path) => Ok(Stream::new(UnixStream::connect(path).await?)),
+            Endpoint::Unix(path) => Ok(Stream::socket(UnixStream::connect(path).await?)),
             _ => Err(io::Error::new(io::ErrorKind::Unsupported, "no socket for this endpoint")),
         }
     };
@@ -108,11 +108,20 @@ pub struct Stream {
     /// The caller's task and the connection's driver both read it (see [`relay`]).
     read: Direction,
     write: Direction,
+    /// The runtime's own socket (async-io reads it for real on every poll), not a TLS
+    /// session or a connector's stream, which may answer from buffers.
+    socket: bool,
 }
 
 impl Stream {
     fn new(stream: impl AsyncStream) -> Self {
-        Stream { io: Box::new(stream), read: Direction::new(), write: Direction::new() }
+        Stream { io: Box::new(stream), read: Direction::new(), write: Direction::new(), socket: false }
+    }
+
+    /// The runtime's own socket.
+    #[cfg(any(feature = "async-std", feature = "smol"))]
+    fn socket(stream: impl AsyncStream) -> Self {
+        Stream { socket: true, ..Stream::new(stream) }
     }
 }
 
@@ -139,6 +148,11 @@ impl Transport for Stream {
     /// futures-io streams (async-io's included) try the read system call on every poll, so a
     /// poll is a read now. It polls with the stream's own waker and leaves the task to wake
     /// as it is: whoever waits for the reply keeps its wake-up.
+    /// async-io's sockets try the read system call on every poll.
+    fn fresh_reads(&self) -> bool {
+        self.socket
+    }
+
     fn read_now(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
         let mut cx = self.read.context();
         match read_into_spare(buf, |window| Pin::new(&mut self.io).poll_read(&mut cx, window)) {

@@ -281,20 +281,30 @@ fn a_connection_closed_while_idle_is_replaced_silently() {
 }
 
 /// #1: the same when the runtime has not yet told the driver about the end of stream: the
-/// idle pipe is checked before a request is written onto it.
+/// idle pipe is checked before a request is written onto it. Both ways a pipe checks: a
+/// stream with fresh reads was left unarmed by the caller that read the last reply, and the
+/// check is the read that re-arms it; another is re-armed at once and checked with a read
+/// of its own.
 #[test]
 fn a_close_the_driver_has_not_seen_yet_is_found_before_writing() {
-    let sim = Sim::new();
-    let server = sim.server(memcached());
-    server.with_store(|s| s.set("n", "1"));
-    let c = client(&[&server]).max_conns_per_server(1).build().expect("client");
-    let c2 = c.clone();
-    sim.block_on(async move { c2.ping().await }).expect("ping");
-    server.conn(0).close_unnoticed();
-    let n = sim.block_on(async move { c.increment("n", 1).await });
-    assert_eq!(n.ok(), Some(2), "the increment went to a fresh connection");
-    assert_eq!(server.connections(), 2);
-    assert_eq!(server.count("incr"), 1);
+    for fresh_reads in [true, false] {
+        let sim = Sim::new();
+        let server = sim.server(memcached());
+        server.configure(|w| w.fresh_reads = fresh_reads);
+        server.with_store(|s| s.set("n", "1"));
+        let c = client(&[&server]).max_conns_per_server(1).build().expect("client");
+        let c2 = c.clone();
+        sim.block_on(async move {
+            c2.ping().await?;
+            c2.ping().await
+        })
+        .expect("ping");
+        server.conn(0).close_unnoticed();
+        let n = sim.block_on(async move { c.increment("n", 1).await });
+        assert_eq!(n.ok(), Some(2), "fresh reads {fresh_reads}: the increment went to a fresh connection");
+        assert_eq!(server.connections(), 2, "fresh reads {fresh_reads}");
+        assert_eq!(server.count("incr"), 1, "fresh reads {fresh_reads}");
+    }
 }
 
 /// #1: a write request that reached the server is never sent again, even on a reused

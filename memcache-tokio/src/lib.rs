@@ -269,6 +269,18 @@ impl Transport for Stream {
         }
     }
 
+    /// The client's own sockets read through `try_read_buf`, which makes the system call
+    /// whenever Tokio holds the socket as readable; a TLS session or a connector's stream
+    /// may answer from buffers (and `AsyncRead` clears readiness after a short read).
+    fn fresh_reads(&self) -> bool {
+        match self {
+            Stream::Tcp(_) => true,
+            #[cfg(unix)]
+            Stream::Unix(_) => true,
+            _ => false,
+        }
+    }
+
     /// A `recv` on the socket itself: Tokio's own `try_read` would answer from its readiness
     /// cache, which only the runtime's IO driver refreshes, and busy polling exists to find
     /// the reply before that driver runs. A TLS session over the client's socket reads its

@@ -53,6 +53,16 @@ pub trait Transport: Send + Unpin + 'static {
         let _ = buf;
         Err(io::ErrorKind::Unsupported.into())
     }
+    /// Whether a `poll_read` that follows one that returned bytes always makes a read system
+    /// call (the runtime clears its readiness only when a read would block), so that it can
+    /// serve as the check of an idle connection, which must not answer from a readiness
+    /// cache that has not yet seen an end of stream. When true, a caller that read its own
+    /// reply leaves the socket for the next call's check to re-arm: one read system call
+    /// per call less. True of Tokio's and async-io's own sockets; false (the default) for
+    /// streams that may answer from buffers (TLS, a connector's).
+    fn fresh_reads(&self) -> bool {
+        false
+    }
 }
 
 /// Requests gathered into one write at most while earlier ones await replies.
@@ -103,6 +113,8 @@ pub struct Pipe {
     write_blocked: AtomicBool,
     /// [`Config::busy_poll`].
     busy_poll: Duration,
+    /// [`Transport::fresh_reads`] of `io`.
+    fresh_reads: bool,
     /// The runtime's time.
     clock: Clock,
     /// [`Pipe::load`], published whenever it changes, so that routing reads it without
@@ -135,6 +147,11 @@ struct IoHalf {
     /// Where [`Pipe::probe`] reads: small, so that a transport that zeroes the room it reads
     /// into (safe code must) clears a few KiB per probe, not the read buffer's 16-64 KiB.
     scratch: BytesMut,
+    /// Whether the last `poll_read` returned bytes rather than `Pending`: the runtime then
+    /// still holds the socket as readable, and its next `poll_read` is a real read system
+    /// call, not an answer from its readiness cache (which may not know of an end of stream
+    /// that the kernel already has).
+    readable: bool,
 }
 
 struct PipeState {
@@ -160,6 +177,10 @@ struct PipeState {
     deadlines: VecDeque<(u64, Instant)>,
     /// Whether the driver is watching `deadlines`; a submit wakes it when not.
     watched: bool,
+    /// Nobody waits for the socket's read wake-up: a caller took its reply and left the
+    /// socket with nothing in flight, without polling it again for the driver (see the
+    /// ticket's `stop_reading`). The next submit's [`Pipe::probe`] polls it for the driver.
+    unarmed: bool,
 }
 
 /// The caller(s) a reply of the connection belongs to.
@@ -203,7 +224,9 @@ impl Pipe {
             woken: Vec::new(),
             deadlines: VecDeque::new(),
             watched: false,
+            unarmed: false,
         };
+        let fresh_reads = io.fresh_reads();
         let pipe = Arc::new(Pipe {
             io: Mutex::new(IoHalf {
                 io: Box::new(io),
@@ -211,9 +234,11 @@ impl Pipe {
                 unflushed: false,
                 woken: Vec::new(),
                 scratch: BytesMut::new(),
+                readable: false,
             }),
             state: Mutex::new(state),
             write_blocked: AtomicBool::new(false),
+            fresh_reads,
             busy_poll: config.busy_poll,
             clock,
             load: AtomicUsize::new(0),
@@ -296,6 +321,15 @@ impl Pipe {
     /// The driver usually sees such an end first; this closes the race with it. Costs one
     /// non-blocking read, on transports that support [`Transport::read_now`].
     fn probe(&self) -> Result<(), Error> {
+        if let Some(driver) = self.take_unarmed() {
+            // Re-arm the driver's wake-up. When the last read returned bytes, the runtime
+            // reads the socket for real here, and that one system call is the check too.
+            let readable = self.lock_io().readable;
+            let rearmed = self.read(&mut Context::from_waker(&driver));
+            if rearmed.is_err() || readable {
+                return rearmed.inspect_err(|e| self.fail(e.clone()));
+            }
+        }
         let mut io = self.lock_io();
         let mut scratch = std::mem::take(&mut io.scratch);
         scratch.clear();
@@ -318,6 +352,12 @@ impl Pipe {
         io.scratch = scratch;
         drop(io);
         result.inspect_err(|e| self.fail(e.clone()))
+    }
+
+    /// The driver's waker, if the socket was left unarmed (and is no longer).
+    fn take_unarmed(&self) -> Option<Waker> {
+        let mut state = self.lock();
+        std::mem::take(&mut state.unarmed).then(|| state.driver.clone()).flatten()
     }
 
     /// Requests awaiting their reply.
@@ -444,8 +484,12 @@ impl Pipe {
         loop {
             let mut buf = self.lock().conn.take_read_buf();
             let read = io.io.poll_read(cx, &mut buf);
+            io.readable = read.is_ready();
             let mut state = self.lock();
             state.conn.put_read_buf(buf);
+            // Whoever polled now holds the wake-up; a caller that did hands it back in
+            // `stop_reading`, which decides afresh.
+            state.unarmed &= io.readable;
             let answered = |state: &PipeState, id| !matches!(state.slots.get(&id), Some(Slot::Waiting(_)));
             match read {
                 Poll::Ready(read) => {

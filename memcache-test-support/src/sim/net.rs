@@ -82,6 +82,10 @@ pub struct WireConfig {
     /// Whether the stream can be read without a waker ([`Transport::read_now`]), as a
     /// socket can; false: like a stream that cannot be probed before a write (`Unsupported`).
     pub probe: bool,
+    /// Whether the stream says [`Transport::fresh_reads`] (its reads are always real, as
+    /// Tokio's and async-io's sockets' are), so that a caller that read its own reply leaves
+    /// the stream for the next call's check to re-arm.
+    pub fresh_reads: bool,
 }
 
 impl Default for WireConfig {
@@ -93,6 +97,7 @@ impl Default for WireConfig {
             buffered: false,
             pending_flushes: 0,
             probe: true,
+            fresh_reads: true,
         }
     }
 }
@@ -205,6 +210,10 @@ impl Transport for SimStream {
             return Err(io::ErrorKind::Unsupported.into());
         }
         wire.read(buf).unwrap_or_else(|| Err(io::ErrorKind::WouldBlock.into()))
+    }
+
+    fn fresh_reads(&self) -> bool {
+        lock(&self.wire).cfg.fresh_reads
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {

@@ -40,9 +40,13 @@ impl Ticket {
     /// Hands reading back to the driver if this ticket was doing it. With requests still in
     /// flight the driver is woken to read them. With none, waking it would only have it poll
     /// the socket to re-arm its own read wake-up: a task hop per call, across threads when the
-    /// caller is not a runtime worker (`block_on`). The ticket re-arms it here instead, polling
-    /// the socket once with the driver's waker, so a caller alone on a connection costs one
-    /// wake-up per reply (its own).
+    /// caller is not a runtime worker (`block_on`). The ticket polls the socket once with
+    /// the driver's waker instead, so a caller alone on a connection costs one wake-up per
+    /// reply (its own). On a transport with [`fresh_reads`](super::Transport::fresh_reads)
+    /// even that read is saved: the socket is left unarmed, and the next submit's probe (a
+    /// read it makes anyway) re-arms it. A connection the server closes meanwhile is found
+    /// by that probe, before anything is written to it, as the blocking client finds it
+    /// when it takes the connection from its pool.
     fn stop_reading(&mut self) {
         if !std::mem::take(&mut self.reading) {
             return;
@@ -56,7 +60,8 @@ impl Ticket {
             // Every request was answered: the deadlines the driver would pop go now, so that
             // they do not pile up between its polls.
             state.deadlines.clear();
-            state.driver.clone()
+            state.unarmed = self.pipe.fresh_reads;
+            state.driver.clone().filter(|_| !state.unarmed)
         };
         if let Some(driver) = driver {
             if let Err(e) = self.pipe.read(&mut Context::from_waker(&driver)) {
