@@ -25,7 +25,7 @@ use bytes::{Buf, Bytes, BytesMut};
 
 mod driver;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod ticket;
 
 pub use driver::{Clock, Driver};

@@ -345,9 +345,7 @@ mod tests {
     use bytes::BytesMut;
 
     use super::*;
-    use crate::config::Config;
     use crate::driver::pipeline::{Clock, Transport};
-    use crate::{Limits, ServerList};
     use std::time::Instant;
 
     /// A socket that never moves a byte.
@@ -385,23 +383,7 @@ mod tests {
     }
 
     fn pipe_on(io: impl Transport) -> Arc<Pipe> {
-        let config = Config {
-            selector: Arc::new(ServerList::default()),
-            timeout: Duration::from_secs(1),
-            connect_timeout: Duration::from_secs(1),
-            max_idle_conns: 1,
-            max_conns_per_server: None,
-            max_in_flight: 1,
-            limits: Limits::default(),
-            busy_poll: Duration::ZERO,
-            observer: None,
-            failure_policy: crate::FailurePolicy::default(),
-            resolve_every: None,
-            #[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
-            tls: None,
-            #[cfg(feature = "tracing")]
-            record_keys: false,
-        };
+        let config = crate::driver::pipeline::tests::config();
         let clock = Clock { now: Instant::now, sleep: |_| Box::pin(std::future::pending()) };
         Pipe::new(io, &config, clock).0
     }

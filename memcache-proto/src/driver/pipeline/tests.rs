@@ -47,7 +47,8 @@ impl Wake for Counter {
     }
 }
 
-fn config() -> Config {
+/// A config for pipes under test: 1 s timeouts, nothing else set.
+pub(crate) fn config() -> Config {
     Config {
         selector: Arc::new(ServerList::default()),
         timeout: Duration::from_secs(1),
