@@ -59,6 +59,10 @@ pub struct Connection {
     poisoned: Option<ProtoError>,
 }
 
+/// The write buffer's size: small commands are encoded into it back to back. A driver that
+/// lets each chunk go once written lets the buffer be reused in place when it fills.
+pub(crate) const WRITE_BUF: usize = 4096;
+
 impl Default for Connection {
     fn default() -> Self {
         Connection::new()
@@ -76,7 +80,7 @@ impl Connection {
         Connection {
             decoder: Decoder::new(limits),
             in_flight: VecDeque::new(),
-            out: BytesMut::with_capacity(4096),
+            out: BytesMut::with_capacity(WRITE_BUF),
             out_chunks: VecDeque::new(),
             chunks_len: 0,
             handed_out: 0,

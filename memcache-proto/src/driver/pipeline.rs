@@ -138,7 +138,7 @@ impl std::fmt::Debug for Pipe {
 
 struct IoHalf {
     io: Box<dyn Transport>,
-    /// The rest of a chunk the socket did not take whole.
+    /// The rest of a chunk the socket did not take whole (empty, holding no buffer, otherwise).
     unsent: Bytes,
     /// Bytes the stream took but did not flush yet (its last `poll_flush` was pending).
     unflushed: bool,
@@ -448,6 +448,14 @@ impl Pipe {
             let IoHalf { io: stream, unsent, .. } = &mut *io;
             match stream.poll_write(cx, unsent) {
                 Poll::Ready(Ok(0)) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+                // A chunk written whole is let go at once: it shares the connection's write
+                // buffer, which the next commands can then reuse in place, where one kept
+                // until the next write made the buffer's refill a fresh allocation (two, with
+                // its shared header) every few KiB of commands.
+                Poll::Ready(Ok(n)) if n >= unsent.len() => {
+                    *unsent = Bytes::new();
+                    wrote = true;
+                }
                 Poll::Ready(Ok(n)) => {
                     unsent.advance(n);
                     wrote = true;

@@ -2,8 +2,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,26 @@ impl Transport for Answers {
     }
     fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+/// Answers like [`Answers`], and records where each write's bytes lie in memory.
+#[derive(Default)]
+struct Addresses {
+    answers: Answers,
+    writes: Arc<Mutex<Vec<usize>>>,
+}
+
+impl Transport for Addresses {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<std::io::Result<usize>> {
+        self.answers.poll_read(cx, buf)
+    }
+    fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        self.writes.lock().expect("not poisoned").push(data.as_ptr() as usize);
+        self.answers.poll_write(cx, data)
+    }
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.answers.poll_flush(cx)
     }
 }
 
@@ -90,4 +110,35 @@ fn a_caller_reading_its_own_reply_is_not_woken_by_it() {
         assert!(matches!(got, Poll::Ready(Ok(Response::Stored))), "{key}: {got:?}");
     }
     assert_eq!(counter.0.load(SeqCst), 0, "the caller's own read woke it");
+}
+
+/// Every command is encoded into the connection's write buffer and written from there; once
+/// written, the pipe must let go of it, so that the buffer, when full, is reused in place.
+/// A pipe that kept its last chunk until the next write made every refill a new buffer (and
+/// a shared header for it): 0.06 allocations per set and 0.01 per get that the blocking
+/// client did not make. Each of these writes starts at most a buffer's length from the first
+/// one: a second buffer, live while the first still was, would lie wholly outside it.
+#[test]
+fn writes_reuse_the_connection_write_buffer() {
+    let clock = Clock { now: Instant::now, sleep: |_| Box::pin(std::future::pending()) };
+    let transport = Addresses::default();
+    let writes = transport.writes.clone();
+    let (pipe, _driver) = Pipe::new(transport, &config(), clock);
+    let waker = Waker::from(Arc::new(Counter::default()));
+    for i in 0..1000 {
+        let key = format!("key{i}");
+        let mut ticket = pipe.submit(&set(&key), Instant::now() + Duration::from_secs(1)).expect("submit");
+        let got = Pin::new(&mut ticket).poll(&mut Context::from_waker(&waker));
+        assert!(matches!(got, Poll::Ready(Ok(Response::Stored))), "{key}: {got:?}");
+    }
+    let writes = writes.lock().expect("not poisoned");
+    assert_eq!(writes.len(), 1000, "one write per set");
+    let first = writes[0];
+    let outside = writes.iter().filter(|&&at| at.wrapping_sub(first) >= crate::connection::WRITE_BUF).count();
+    assert_eq!(
+        outside,
+        0,
+        "writes from a buffer other than the first (of {} bytes)",
+        crate::connection::WRITE_BUF
+    );
 }
