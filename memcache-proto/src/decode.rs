@@ -173,11 +173,16 @@ impl Decoder {
         if &buf[end..end + 2] != b"\r\n" {
             return Err(ProtoError::BadValueTerminator);
         }
-        let whole = buf.split_to(end + 2).freeze();
         if self.values.capacity() == 0 {
             self.values.reserve(self.last_values.max(4));
         }
-        let (key, data) = (whole.slice(6..6 + key_len), whole.slice(data_at..end));
+        // Split the key and the data off in turn, stepping over the rest: each split is one
+        // count on the shared buffer, the least a `Bytes` of it can cost.
+        buf.advance(6);
+        let key = buf.split_to(key_len).freeze();
+        buf.advance(data_at - 6 - key_len);
+        let data = buf.split_to(len).freeze();
+        buf.advance(2);
         self.values.push(Value { key, flags, cas, data });
         Ok(true)
     }
