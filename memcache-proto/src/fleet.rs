@@ -17,7 +17,7 @@ use arc_swap::ArcSwap;
 use crate::health::{Health, Permit, Transition};
 use crate::observe::{ConnectionEvent, Observer};
 use crate::op::GetMulti;
-use crate::{Error, FailurePolicy, KeysBuilder, ServerAddr, ServerSelector};
+use crate::{Error, FailurePolicy, ServerAddr, ServerSelector};
 
 /// The selector's servers at one of its generations.
 struct Known {
@@ -127,14 +127,13 @@ impl Fleet {
         now: Instant,
     ) -> Result<Vec<(ServerAddr, GetMulti)>, Error> {
         let eject = self.health.policy().eject;
-        let groups = group(keys, |key| {
-            let server = self.selector.pick_server(key)?;
-            if eject && self.health.is_resting(&server, now) {
-                return self.selector.pick_server_skipping(key, &|s| self.health.is_resting(s, now));
+        let groups = crate::grouping::group(keys, &*self.selector, |key, server| {
+            if !(eject && self.health.is_resting(server, now)) {
+                return Ok(None);
             }
-            Ok(server)
+            self.selector.pick_server_skipping(key, &|s| self.health.is_resting(s, now)).map(Some)
         })?;
-        Ok(groups.into_iter().map(|(s, keys)| (s, GetMulti::of(keys.build()))).collect())
+        Ok(groups.into_iter().map(|(s, keys)| (s, GetMulti::of(keys))).collect())
     }
 
     /// Replaces the servers (all or nothing, see [`ServerSelector::replace_servers`]).
@@ -216,38 +215,4 @@ impl Fleet {
 
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// Validates every key and groups the keys by `pick`'s answer, in order of first appearance.
-pub(crate) fn group<S: AsRef<str>>(
-    keys: impl IntoIterator<Item = S>,
-    mut pick: impl FnMut(&[u8]) -> Result<ServerAddr, Error>,
-) -> Result<Vec<(ServerAddr, KeysBuilder)>, Error> {
-    let keys = keys.into_iter();
-    let expected = keys.size_hint().0;
-    let mut groups: Vec<(ServerAddr, KeysBuilder)> = Vec::new();
-    for key in keys {
-        let key = key.as_ref().as_bytes();
-        crate::check_key(key)?;
-        let server = pick(key)?;
-        match groups.iter_mut().find(|(s, _)| *s == server) {
-            Some((_, group)) => group.push_valid(key),
-            None => {
-                let mut group = first_group(expected, key.len(), groups.is_empty());
-                group.push_valid(key);
-                groups.push((server, group));
-            }
-        }
-    }
-    Ok(groups)
-}
-
-/// A new server's group. The first one is sized for every key (as long as its first one), so
-/// with one server, or most keys on the first, it rarely grows; the others start small.
-fn first_group(expected: usize, key_len: usize, first: bool) -> KeysBuilder {
-    if first {
-        KeysBuilder::with_capacity(expected, expected.saturating_mul(key_len))
-    } else {
-        KeysBuilder::default()
-    }
 }

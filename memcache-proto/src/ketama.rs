@@ -180,26 +180,30 @@ impl Ketama {
     /// The server owning the first point at or after `key`'s hash for which `skip` is false;
     /// the first point's server if `skip` excludes everything.
     fn locate(&self, key: &[u8], skip: &dyn Fn(&ServerAddr) -> bool) -> Result<ServerAddr, Error> {
-        let ring = self.ring.load();
-        match ring.servers.len() {
-            0 => return Err(Error::NoServers),
-            // libmemcached short-circuits one server (so does any ring of one).
-            1 => return Ok(ring.servers[0].0.clone()),
-            _ => {}
-        }
-        let hash = Ketama::hash(key);
-        let n = ring.points.len();
-        let start = ring.points.partition_point(|p| p.value < hash);
-        let server = |i: usize| &ring.servers[ring.points[(start + i) % n].server as usize].0;
-        match (0..n).map(server).find(|s| !skip(s)) {
-            Some(found) => Ok(found.clone()),
-            None if n == 0 => Err(Error::NoServers),
-            None => Ok(server(0).clone()),
-        }
+        self.ring.load().locate(key, skip).cloned()
     }
 }
 
 impl Ring {
+    /// [`Ketama::locate`] on this ring.
+    fn locate(&self, key: &[u8], skip: &dyn Fn(&ServerAddr) -> bool) -> Result<&ServerAddr, Error> {
+        match self.servers.len() {
+            0 => return Err(Error::NoServers),
+            // libmemcached short-circuits one server (so does any ring of one).
+            1 => return Ok(&self.servers[0].0),
+            _ => {}
+        }
+        let hash = Ketama::hash(key);
+        let n = self.points.len();
+        let start = self.points.partition_point(|p| p.value < hash);
+        let server = |i: usize| &self.servers[self.points[(start + i) % n].server as usize].0;
+        match (0..n).map(server).find(|s| !skip(s)) {
+            Some(found) => Ok(found),
+            None if n == 0 => Err(Error::NoServers),
+            None => Ok(server(0)),
+        }
+    }
+
     fn build(flavor: Flavor, servers: Vec<(ServerAddr, u32)>) -> Ring {
         let mut points = Vec::new();
         let total: u64 = servers.iter().map(|(_, w)| u64::from(*w)).sum();
@@ -321,6 +325,18 @@ impl ServerSelector for Ketama {
         skip: &dyn Fn(&ServerAddr) -> bool,
     ) -> Result<ServerAddr, Error> {
         self.locate(key, skip)
+    }
+
+    fn pick_servers(
+        &self,
+        keys: &mut dyn Iterator<Item = &[u8]>,
+        each: &mut crate::selector::PickEach<'_>,
+    ) -> Result<(), Error> {
+        let ring = self.ring.load();
+        for key in keys {
+            each(key, ring.locate(key, &|_| false)?)?;
+        }
+        Ok(())
     }
 }
 

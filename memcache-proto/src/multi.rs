@@ -12,8 +12,8 @@ pub fn plan_get_multi<S: AsRef<str>>(
     selector: &dyn ServerSelector,
     keys: impl IntoIterator<Item = S>,
 ) -> Result<Vec<(ServerAddr, GetMulti)>, Error> {
-    let groups = crate::fleet::group(keys, |k| selector.pick_server(k))?;
-    Ok(groups.into_iter().map(|(s, keys)| (s, GetMulti::of(keys.build()))).collect())
+    let groups = crate::grouping::group(keys, selector, |_, _| Ok(None))?;
+    Ok(groups.into_iter().map(|(s, keys)| (s, GetMulti::of(keys))).collect())
 }
 
 /// Splits each command of a `get_multi` plan into commands of at most

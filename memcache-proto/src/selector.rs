@@ -184,7 +184,26 @@ pub trait ServerSelector: Send + Sync + fmt::Debug {
         let _ = skip;
         self.pick_server(key)
     }
+
+    /// The server of every key of a multi-key call, handed to `each` with its key, in the
+    /// keys' order, stopping at the first error. Answers what `pick_server` would for each
+    /// key, from one view of the servers for the whole batch: a `get_multi` of 100 keys then
+    /// pays one snapshot of the list instead of 100, and no [`ServerAddr`] clone per key. The
+    /// default calls `pick_server` for each key.
+    fn pick_servers(
+        &self,
+        keys: &mut dyn Iterator<Item = &[u8]>,
+        each: &mut PickEach<'_>,
+    ) -> Result<(), Error> {
+        for key in keys {
+            each(key, &self.pick_server(key)?)?;
+        }
+        Ok(())
+    }
 }
+
+/// What [`ServerSelector::pick_servers`] hands each key and its server to.
+pub type PickEach<'a> = dyn FnMut(&[u8], &ServerAddr) -> Result<(), Error> + 'a;
 
 /// A selector shared with its owner: give the builder `handle.clone()` and keep `handle` to
 /// change the servers of the running client (`handle.set_servers(..)`).
@@ -216,6 +235,13 @@ impl<S: ServerSelector + ?Sized> ServerSelector for Arc<S> {
         skip: &dyn Fn(&ServerAddr) -> bool,
     ) -> Result<ServerAddr, Error> {
         (**self).pick_server_skipping(key, skip)
+    }
+    fn pick_servers(
+        &self,
+        keys: &mut dyn Iterator<Item = &[u8]>,
+        each: &mut PickEach<'_>,
+    ) -> Result<(), Error> {
+        (**self).pick_servers(keys, each)
     }
 }
 
@@ -303,11 +329,19 @@ impl ServerList {
 impl ServerSelector for ServerList {
     fn pick_server(&self, key: &[u8]) -> Result<ServerAddr, Error> {
         let addrs = self.addrs.load();
-        match addrs.len() {
-            0 => Err(Error::NoServers),
-            1 => Ok(addrs[0].clone()),
-            n => Ok(addrs[crc32fast::hash(key) as usize % n].clone()),
+        pick_index(addrs.len(), key).map(|i| addrs[i].clone())
+    }
+
+    fn pick_servers(
+        &self,
+        keys: &mut dyn Iterator<Item = &[u8]>,
+        each: &mut PickEach<'_>,
+    ) -> Result<(), Error> {
+        let addrs = self.addrs.load();
+        for key in keys {
+            each(key, &addrs[pick_index(addrs.len(), key)?])?;
         }
+        Ok(())
     }
 
     fn servers(&self) -> Vec<ServerAddr> {
@@ -324,6 +358,16 @@ impl ServerSelector for ServerList {
 
     fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
+    }
+}
+
+/// gomemcache's choice among `n` servers: none is an error, one takes every key (no hash),
+/// otherwise `crc32_ieee(key) % n`.
+fn pick_index(n: usize, key: &[u8]) -> Result<usize, Error> {
+    match n {
+        0 => Err(Error::NoServers),
+        1 => Ok(0),
+        n => Ok(crc32fast::hash(key) as usize % n),
     }
 }
 
