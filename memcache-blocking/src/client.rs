@@ -140,7 +140,7 @@ impl Client {
 
     /// One request and its reply, under the call's deadline (`resent`: this is the one resend
     /// the retry rule allows).
-    fn request<O: Op>(&self, server: &ServerAddr, op: O, resent: bool) -> Result<O::Output, Error> {
+    fn request<O: Op>(&self, server: &ServerAddr, mut op: O, resent: bool) -> Result<O::Output, Error> {
         let started = Instant::now();
         let deadline = deadline(started, self.inner.config.timeout);
         let (mut conn, reused, pool) = match self.checkout(server, deadline) {
@@ -151,7 +151,10 @@ impl Client {
                 return Err(e);
             }
         };
-        let reply = conn.send(op.command(), deadline).and_then(|()| conn.receive(deadline));
+        let reply = conn.send(op.command(), deadline).and_then(|()| {
+            op.prepare();
+            conn.receive(deadline)
+        });
         self.settle(server, op, (conn, reused, pool), (started, reply), resent)
     }
 
@@ -232,7 +235,7 @@ impl Client {
             .collect();
         // Then the new connections: a connect or TLS handshake to a stalled server may take
         // the whole deadline, and the other servers' requests are already on their way.
-        let sent: Vec<_> = reserved
+        let mut sent: Vec<_> = reserved
             .into_iter()
             .map(|(server, ops, lease, span)| {
                 let lease = lease.and_then(|(permit, leg)| match leg {
@@ -247,6 +250,12 @@ impl Client {
                 (server, ops, lease, span)
             })
             .collect();
+        // Every request is on its way: what can be done before the replies, while they come.
+        for (_, ops, lease, _) in &mut sent {
+            if matches!(lease, Ok((_, Ok(()), _))) {
+                ops.iter_mut().for_each(Op::prepare);
+            }
+        }
         let mut results = Vec::new();
         for (server, ops, lease, span) in sent {
             let answers = match lease {

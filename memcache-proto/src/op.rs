@@ -18,6 +18,11 @@ pub trait Op {
     type Output;
     /// The command to send.
     fn command(&self) -> &Command;
+    /// Does what [`finish`](Op::finish) can do before the reply is in. A client calls it once
+    /// the request is on the wire and before it waits for the reply, so this work overlaps
+    /// the server's; [`finish`](Op::finish) then has less to do once the reply arrives.
+    /// Optional: `finish` works whether or not it was called. The default does nothing.
+    fn prepare(&mut self) {}
     /// Interprets the reply to [`command`](Op::command).
     fn finish(self, response: Response) -> Result<Self::Output, Error>;
 }
@@ -108,6 +113,18 @@ fn into_item(v: Value) -> Result<Item, Error> {
 #[derive(Debug)]
 pub struct GetMulti {
     command: Command,
+    /// Made by [`Op::prepare`].
+    ready: Option<Ready>,
+}
+
+/// A `get_multi` result made ready before its reply: an item per requested key, by
+/// position, with its key in place twice (the map's and the item's `String`), and the map
+/// to put the answered ones in. The allocations of the result are thus made while the reply
+/// is on its way; a key that misses costs its two `String`s for nothing.
+#[derive(Debug)]
+struct Ready {
+    items: Vec<(String, Item)>,
+    map: HashMap<String, Item>,
 }
 
 impl GetMulti {
@@ -118,7 +135,7 @@ impl GetMulti {
 
     /// Reads `keys` (validated when they were collected).
     pub fn of(keys: Keys) -> GetMulti {
-        GetMulti { command: Command::Get { keys, cas: true, touch: None } }
+        GetMulti { command: Command::Get { keys, cas: true, touch: None }, ready: None }
     }
 
     pub(crate) fn keys(&self) -> &Keys {
@@ -135,8 +152,53 @@ impl Op for GetMulti {
     fn command(&self) -> &Command {
         &self.command
     }
-    fn finish(self, response: Response) -> Result<Self::Output, Error> {
+
+    fn prepare(&mut self) {
+        if self.ready.is_some() {
+            return;
+        }
+        let keys = self.keys();
+        // The requested keys came from `&str`s: checked as UTF-8 once for all of them.
+        let Ok(text) = std::str::from_utf8(keys.run()) else { return };
+        let mut items = Vec::with_capacity(keys.len());
+        for span in (0..keys.len()).map_while(|i| keys.span(i)) {
+            let Some(key) = text.get(span) else { return };
+            items.push((key.to_owned(), Item { key: key.to_owned(), ..Item::default() }));
+        }
+        let map = HashMap::with_capacity(items.len());
+        self.ready = Some(Ready { items, map });
+    }
+
+    fn finish(mut self, response: Response) -> Result<Self::Output, Error> {
         let Response::Values(values) = response else { return Err(reply_error(response)) };
+        match self.ready.take() {
+            Some(ready) => self.fill(values, ready),
+            None => self.collect(values),
+        }
+    }
+}
+
+impl GetMulti {
+    /// The result from what [`Op::prepare`] made: each value completes its key's item.
+    fn fill(
+        &self,
+        values: Vec<Value>,
+        Ready { mut items, mut map }: Ready,
+    ) -> Result<HashMap<String, Item>, Error> {
+        let mut requested = KeyMatcher::new(self.keys());
+        for v in values {
+            let (key, mut item) = match requested.take(&v.key).and_then(|p| items.get_mut(p)) {
+                Some(ready) => std::mem::take(ready),
+                None => return Err(desync("a value for a key not requested")),
+            };
+            (item.value, item.flags, item.cas) = (v.data, v.flags, v.cas);
+            map.insert(key, item);
+        }
+        Ok(map)
+    }
+
+    /// The result made from the reply alone.
+    fn collect(&self, values: Vec<Value>) -> Result<HashMap<String, Item>, Error> {
         let keys = self.keys();
         // The requested keys came from `&str`s: checked as UTF-8 once for all of them here,
         // each value's key is then a copy of a slice, not a validation of its own.

@@ -13,12 +13,24 @@ fn value(key: &str, cas: u64) -> String {
     format!("VALUE {key} 0 {} {cas}\r\n{key}\r\n", key.len())
 }
 
-/// Sends a `gets` for `requested`, feeds the values of `reply` (in that order) then `END`,
-/// and finishes the op.
+/// [`get_multi_with`] with and without [`Op::prepare`] (which clients call while the reply
+/// is on its way): both must give the same result.
 fn get_multi(requested: &[&str], reply: &[&str]) -> Result<Vec<(String, String)>, Error> {
+    let plain = get_multi_with(requested, reply, false);
+    let prepared = get_multi_with(requested, reply, true);
+    assert_eq!(format!("{plain:?}"), format!("{prepared:?}"), "prepared or not, {requested:?} / {reply:?}");
+    plain
+}
+
+/// Sends a `gets` for `requested`, feeds the values of `reply` (in that order) then `END`,
+/// and finishes the op (`prepare`d while the reply was "on its way", if asked).
+fn get_multi_with(requested: &[&str], reply: &[&str], prepare: bool) -> Result<Vec<(String, String)>, Error> {
     let mut conn = Connection::new();
-    let op = GetMulti::new(keys(requested));
+    let mut op = GetMulti::new(keys(requested));
     let id = conn.send(op.command());
+    if prepare {
+        op.prepare();
+    }
     let sent = conn.poll_transmit().expect("the command's bytes");
     assert_eq!(sent, format!("gets {}\r\n", requested.join(" ")).as_bytes());
     let wire: String = reply.iter().enumerate().map(|(i, k)| value(k, i as u64 + 1)).collect();
@@ -28,7 +40,11 @@ fn get_multi(requested: &[&str], reply: &[&str]) -> Result<Vec<(String, String)>
     let items = op.finish(done.response)?;
     let mut items: Vec<(String, String)> = items
         .into_iter()
-        .map(|(k, item)| (k, String::from_utf8(item.value.to_vec()).expect("ascii")))
+        .map(|(k, item)| {
+            assert_eq!(k, item.key, "the map's key is the item's");
+            assert!(item.cas.is_some(), "{k}: every value came with its CAS token");
+            (k, String::from_utf8(item.value.to_vec()).expect("ascii"))
+        })
         .collect();
     items.sort();
     Ok(items)

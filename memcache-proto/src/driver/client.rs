@@ -272,7 +272,7 @@ impl<R: Runtime> Client<R> {
     async fn call_with<O: Op>(
         &self,
         server: &ServerAddr,
-        op: O,
+        mut op: O,
         deadline: Instant,
         mut resent: bool,
     ) -> Result<O::Output, Error> {
@@ -289,6 +289,9 @@ impl<R: Runtime> Client<R> {
                     return Err(e);
                 }
             };
+            if ticket.sent() {
+                op.prepare();
+            }
             // No timer per call: the pipe's driver fails the pipe, and so this ticket, when
             // its oldest request outlives its deadline.
             let reply = (&mut ticket).await;
@@ -325,6 +328,13 @@ impl<R: Runtime> Client<R> {
             };
             let span = crate::trace::ServerSpan::new(&self.inner.config, &server, op.command());
             sent.push(Sent { server, op, permit: permit.ok(), ticket, reply: None, started, span });
+        }
+        // What can be done before the replies, while they come: only for requests already on
+        // the wire, so that no driver task waits for this to write one.
+        for s in &mut sent {
+            if s.ticket.as_ref().is_ok_and(|(ticket, _)| ticket.sent()) {
+                s.op.prepare();
+            }
         }
         std::future::poll_fn(|cx| {
             let mut waiting = false;

@@ -298,19 +298,22 @@ impl Pipe {
             self.publish_load(&state);
             (id, idle)
         };
-        let ticket = Ticket::new(self.clone(), id);
+        let mut sent = false;
         if idle {
             // An idle connection: write from the caller, saving a hop through the driver.
             // With a no-op waker, a socket that would block is left to the driver. A failed
             // write fails the pipe, and so this ticket, like any other.
-            if let Err(e) = self.write(&mut Context::from_waker(Waker::noop())) {
+            let wrote = self.write(&mut Context::from_waker(Waker::noop()));
+            sent = wrote.is_ok();
+            if let Err(e) = wrote {
                 self.fail(e);
             }
             if self.blocked() {
+                sent = false;
                 self.lock().wake_driver();
             }
         }
-        Ok(ticket)
+        Ok(Ticket::new(self.clone(), id, sent))
     }
 
     /// Checks an idle pipe before a request is written onto it. Nothing may arrive while

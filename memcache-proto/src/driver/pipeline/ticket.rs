@@ -24,11 +24,21 @@ pub struct Ticket {
     /// Whether the request may have reached the server: false once the pipe failed before
     /// any byte of it was taken for writing.
     written: bool,
+    /// Whether the caller wrote the request whole itself when it submitted it.
+    sent: bool,
 }
 
 impl Ticket {
-    pub(super) fn new(pipe: Arc<Pipe>, id: u64) -> Ticket {
-        Ticket { pipe, id, finished: false, reading: false, spun: false, written: true }
+    pub(super) fn new(pipe: Arc<Pipe>, id: u64, sent: bool) -> Ticket {
+        Ticket { pipe, id, finished: false, reading: false, spun: false, written: true, sent }
+    }
+
+    /// Whether the request was handed to the socket whole before [`Pipe::submit`] returned
+    /// (the caller wrote it itself, on a connection it had to itself). Work the caller does
+    /// now overlaps the server's; when this is false, the driver task has the request to
+    /// write, and a caller on a single-threaded runtime should let it run first.
+    pub fn sent(&self) -> bool {
+        self.sent
     }
 
     /// Whether the request may have reached the server (see [`crate::retry::Attempt`]):
