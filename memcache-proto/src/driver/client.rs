@@ -289,12 +289,22 @@ impl<R: Runtime> Client<R> {
                     return Err(e);
                 }
             };
-            if ticket.sent() {
-                op.prepare();
-            }
             // No timer per call: the pipe's driver fails the pipe, and so this ticket, when
             // its oldest request outlives its deadline.
-            let reply = (&mut ticket).await;
+            // The first time the reply is not in yet, this task has polled the socket and is
+            // the one it wakes: then, and only for a request already on the wire, it does what
+            // can be done before the reply ([`Op::prepare`]) and looks again. Preparing before
+            // that first poll would leave the wake-up, and the read, to the driver task.
+            let mut prepared = !ticket.sent();
+            let reply = std::future::poll_fn(|cx| match Pin::new(&mut ticket).poll(cx) {
+                Poll::Pending if !prepared => {
+                    prepared = true;
+                    op.prepare();
+                    Pin::new(&mut ticket).poll(cx)
+                }
+                polled => polled,
+            })
+            .await;
             unanswered.disarm();
             self.report(server, op.command(), started, &reply);
             match reply {
@@ -329,25 +339,17 @@ impl<R: Runtime> Client<R> {
             let span = crate::trace::ServerSpan::new(&self.inner.config, &server, op.command());
             sent.push(Sent { server, op, permit: permit.ok(), ticket, reply: None, started, span });
         }
-        // What can be done before the replies, while they come: only for requests already on
-        // the wire, so that no driver task waits for this to write one.
-        for s in &mut sent {
-            if s.ticket.as_ref().is_ok_and(|(ticket, _)| ticket.sent()) {
-                s.op.prepare();
+        // Once every request is out and this task is the one its sockets wake: what can be
+        // done before the replies, while they come (see `call_with`).
+        let mut prepared = false;
+        std::future::poll_fn(|cx| match poll_replies(cx, &mut sent) {
+            Poll::Pending if !prepared => {
+                prepared = true;
+                let on_the_wire = |s: &&mut Sent<O>| s.ticket.as_ref().is_ok_and(|(t, _)| t.sent());
+                sent.iter_mut().filter(on_the_wire).for_each(|s| s.op.prepare());
+                poll_replies(cx, &mut sent)
             }
-        }
-        std::future::poll_fn(|cx| {
-            let mut waiting = false;
-            for s in sent.iter_mut().filter(|s| s.reply.is_none()) {
-                match &mut s.ticket {
-                    Ok((ticket, _)) => match Pin::new(ticket).poll(cx) {
-                        Poll::Ready(reply) => s.reply = Some(reply),
-                        Poll::Pending => waiting = true,
-                    },
-                    Err(e) => s.reply = Some(Err(e.clone())),
-                }
-            }
-            if waiting { Poll::Pending } else { Poll::Ready(()) }
+            polled => polled,
         })
         .await;
         unanswered.disarm();
@@ -540,6 +542,21 @@ fn finish<O: Op>(op: O, response: crate::Response, lease: &Lease) -> Result<O::O
         pipe.fail(e.clone());
     }
     result
+}
+
+/// Polls every reply not yet in; ready when none is left to wait for.
+fn poll_replies<O>(cx: &mut Context<'_>, sent: &mut [Sent<O>]) -> Poll<()> {
+    let mut waiting = false;
+    for s in sent.iter_mut().filter(|s| s.reply.is_none()) {
+        match &mut s.ticket {
+            Ok((ticket, _)) => match Pin::new(ticket).poll(cx) {
+                Poll::Ready(reply) => s.reply = Some(reply),
+                Poll::Pending => waiting = true,
+            },
+            Err(e) => s.reply = Some(Err(e.clone())),
+        }
+    }
+    if waiting { Poll::Pending } else { Poll::Ready(()) }
 }
 
 /// What the retry rule needs to know about a failed attempt.
