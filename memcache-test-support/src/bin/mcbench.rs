@@ -30,13 +30,16 @@
 //! the client's cost; what a runtime's floor loses to the blocking one, no client on it can win.
 //!
 //! `--adapter` also takes a comma-separated list. `--repeat N` runs the list N times,
-//! interleaved (a, b, a, b, ...), and ends with each adapter's median, min and max: on a
-//! machine whose speed drifts from second to second, interleaved medians compare adapters
-//! fairly where two back-to-back runs may not.
+//! interleaved, each round starting one entry further along (a, b, c; b, c, a; c, a, b; ...)
+//! so that no entry always runs first or after the same neighbour, and ends with each entry's
+//! median, min and max, then each entry's ratio to the first entry: the median (and range) of
+//! the ratios taken within each round. On a machine whose speed drifts from second to second,
+//! same-round ratios compare clients fairly where two back-to-back runs may not.
 //!
-//! `--observer` installs an observer that only counts events (`bench::CountingObserver`) in
-//! every client; an adapter name ending in `+observer` (`--adapter tokio,tokio+observer`)
-//! does it for that entry alone, so one run interleaves the same client with and without.
+//! An entry may carry modifiers after `+`: `observer` (an observer that only counts events,
+//! `bench::CountingObserver`, as `--observer` installs in every client), `main` or `task`
+//! (where it runs, as `--from`), `conns=N` (as `--conns`). So one run interleaves shapes:
+//! `--adapter libmemcached,blocking,tokio,tokio+main` or `--adapter tokio,tokio+conns=32`.
 //!
 //! `--tls` starts its own `memcached -Z` (memcache-test-support's launcher, with certificates
 //! generated for the run; `MEMCACHED_BIN` or `memcached` on the `PATH`), which listens with TLS
@@ -107,26 +110,66 @@ fn run() -> Result<(), String> {
     } else {
         (None, vec![(addr.ok_or("--addr is required")?, None)])
     };
-    let mut reports = Vec::new();
-    for a in std::iter::repeat_n(&adapters, repeat.max(1)).flatten() {
-        let (a, observer) = match a.strip_suffix("+observer") {
-            Some(a) => (a, true),
-            None => (*a, opts.observer),
-        };
-        // libmemcached's bench program speaks plain text only.
-        for (addr, tls) in runs.iter().filter(|(_, tls)| tls.is_none() || a != "libmemcached") {
-            let opts = Options { tls: tls.clone(), observer, ..opts.clone() };
-            let report = run_one(a, workload, addr, &opts, libmemcached.as_deref())?;
-            println!("{}", report.json());
-            reports.push(report);
+    let specs: Vec<Spec<'_>> = adapters.iter().map(|a| Spec::parse(a, &opts)).collect::<Result<_, _>>()?;
+    let mut reports: Vec<Run> = Vec::new();
+    for round in 0..repeat.max(1) {
+        // Each round starts one entry further along the list, so that no entry always runs
+        // first (or right after the same other one): order effects cancel over the rounds.
+        for i in 0..specs.len() {
+            let entry = (i + round) % specs.len();
+            let spec = &specs[entry];
+            // libmemcached's bench program speaks plain text only.
+            for (addr, tls) in runs.iter().filter(|(_, tls)| tls.is_none() || spec.adapter != "libmemcached")
+            {
+                let opts = Options { tls: tls.clone(), ..spec.opts.clone() };
+                let report = run_one(spec.adapter, workload, addr, &opts, libmemcached.as_deref())?;
+                println!("{}", report.json());
+                let label =
+                    if tls.is_some() { format!("{} over TLS", spec.label) } else { spec.label.to_owned() };
+                reports.push(Run { round, label, report });
+            }
         }
     }
     if repeat > 1 {
         spread(&reports);
+        ratios(&reports);
     } else if reports.len() > 1 {
         table(&reports);
     }
     Ok(())
+}
+
+/// One entry of `--adapter`: an adapter, then modifiers, each after a `+`: `observer`,
+/// `main` or `task` (where it runs, as `--from`), `conns=N` (as `--conns`). So one list can
+/// interleave shapes: `--adapter tokio,tokio+main,tokio+conns=32`.
+struct Spec<'a> {
+    label: &'a str,
+    adapter: &'a str,
+    opts: Options,
+}
+
+impl<'a> Spec<'a> {
+    fn parse(label: &'a str, base: &Options) -> Result<Spec<'a>, String> {
+        let mut parts = label.split('+');
+        let adapter = parts.next().unwrap_or_default();
+        let mut opts = base.clone();
+        for modifier in parts {
+            match (modifier, modifier.strip_prefix("conns=")) {
+                ("observer", _) => opts.observer = true,
+                ("main" | "task", _) => opts.from = modifier.parse()?,
+                (_, Some(n)) => opts.conns = Some(n.parse().map_err(|e| format!("{label}: {e}"))?),
+                _ => return Err(format!("{label}: unknown +{modifier} (observer, main, task, conns=N)")),
+            }
+        }
+        Ok(Spec { label, adapter, opts })
+    }
+}
+
+/// A run's report, with the round it ran in and its entry's label.
+struct Run {
+    round: usize,
+    label: String,
+    report: Report,
 }
 
 /// One run of `workload` by adapter `a`.
@@ -209,46 +252,70 @@ fn run_libmemcached(
 
 /// Median, min and max of each client's headline figure over the repeated runs, and the
 /// median p50 and p99 latencies.
-fn spread(reports: &[Report]) {
+fn spread(runs: &[Run]) {
     eprintln!(
         "{:<40} {:>9} {:>5} {:>12} {:>12} {:>12} {:>9} {:>9}",
-        "client", "workload", "runs", "median", "min", "max", "p50 µs", "p99 µs"
+        "entry", "workload", "runs", "median", "min", "max", "p50 µs", "p99 µs"
     );
-    let mut clients: Vec<&str> = Vec::new();
-    for r in reports {
-        if !clients.contains(&r.client.as_str()) {
-            clients.push(&r.client);
-        }
-    }
-    for client in clients {
-        let mut figures: Vec<f64> = reports
-            .iter()
-            .filter(|r| r.client == client)
-            .map(|r| r.mb_per_s.unwrap_or(r.ops_per_s()))
-            .collect();
+    for label in labels(runs) {
+        let of = || runs.iter().filter(|r| r.label == label).map(|r| &r.report);
+        let mut figures: Vec<f64> = of().map(|r| r.mb_per_s.unwrap_or(r.ops_per_s())).collect();
         figures.sort_by(f64::total_cmp);
-        let median = figures[figures.len() / 2];
-        let (min, max) = (figures[0], figures[figures.len() - 1]);
-        let workload = format!("{:?}", reports[0].workload);
-        let latency = |f: fn(&Report) -> Option<f64>| {
-            let mut v: Vec<f64> = reports.iter().filter(|r| r.client == client).filter_map(f).collect();
-            v.sort_by(f64::total_cmp);
-            v.get(v.len() / 2).map_or("-".to_owned(), |v| format!("{v:.1}"))
-        };
+        let (min, median, max) = (figures[0], figures[figures.len() / 2], figures[figures.len() - 1]);
+        let workload = format!("{:?}", runs[0].report.workload);
+        let latency = |f: fn(&Report) -> Option<f64>| median_of(of().filter_map(f).collect());
         let (p50, p99) = (latency(|r| r.p50_us), latency(|r| r.p99_us));
         eprintln!(
-            "{client:<40} {workload:>9} {:>5} {median:>12.0} {min:>12.0} {max:>12.0} {p50:>9} {p99:>9}",
+            "{label:<40} {workload:>9} {:>5} {median:>12.0} {min:>12.0} {max:>12.0} {p50:>9} {p99:>9}",
             figures.len()
         );
     }
 }
 
-fn table(reports: &[Report]) {
+/// Each entry's figure over the first entry's in the same round: the median of those
+/// per-round ratios, and their range. A ratio from one round compares two runs a few
+/// seconds apart, which a machine whose speed drifts from minute to minute needs.
+fn ratios(runs: &[Run]) {
+    let labels = labels(runs);
+    let Some(base) = labels.first() else { return };
+    eprintln!("\n{:<40} {:>14} {:>16}", format!("entry / {base}"), "median ratio", "min-max");
+    let figure = |round: usize, label: &str| {
+        let r = runs.iter().find(|r| r.round == round && r.label == label)?;
+        Some(r.report.mb_per_s.unwrap_or(r.report.ops_per_s()))
+    };
+    let rounds = runs.iter().map(|r| r.round).max().map_or(0, |n| n + 1);
+    for label in &labels[1..] {
+        let mut per_round: Vec<f64> =
+            (0..rounds).filter_map(|n| Some(figure(n, label)? / figure(n, base)?)).collect();
+        per_round.sort_by(f64::total_cmp);
+        let (Some(min), Some(max)) = (per_round.first(), per_round.last()) else { continue };
+        let median = per_round[per_round.len() / 2];
+        eprintln!("{label:<40} {median:>14.2} {:>16}", format!("{min:.2}-{max:.2}"));
+    }
+}
+
+/// The entries' labels, in the order of the list (round 0 runs it in that order).
+fn labels(runs: &[Run]) -> Vec<String> {
+    let mut labels: Vec<String> = Vec::new();
+    for r in runs {
+        if !labels.contains(&r.label) {
+            labels.push(r.label.clone());
+        }
+    }
+    labels
+}
+
+fn median_of(mut v: Vec<f64>) -> String {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).map_or("-".to_owned(), |v| format!("{v:.1}"))
+}
+
+fn table(runs: &[Run]) {
     eprintln!(
         "{:<40} {:>9} {:>12} {:>9} {:>9} {:>9}",
         "client", "workload", "ops/s", "p50 µs", "p99 µs", "MB/s"
     );
-    for r in reports {
+    for Run { report: r, .. } in runs {
         let opt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
         eprintln!(
             "{:<40} {:>9} {:>12.0} {:>9} {:>9} {:>9}",
