@@ -253,7 +253,9 @@ impl Client {
         // Every request is on its way: what can be done before the replies, while they come.
         for (_, ops, lease, _) in &mut sent {
             if matches!(lease, Ok((_, Ok(()), _))) {
-                ops.iter_mut().for_each(Op::prepare);
+                ops.iter_mut().for_each(|op| {
+                    op.prepare();
+                });
             }
         }
         let mut results = Vec::new();

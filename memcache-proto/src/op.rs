@@ -18,11 +18,15 @@ pub trait Op {
     type Output;
     /// The command to send.
     fn command(&self) -> &Command;
-    /// Does what [`finish`](Op::finish) can do before the reply is in. A client calls it once
-    /// the request is on the wire and before it waits for the reply, so this work overlaps
-    /// the server's; [`finish`](Op::finish) then has less to do once the reply arrives.
-    /// Optional: `finish` works whether or not it was called. The default does nothing.
-    fn prepare(&mut self) {}
+    /// Does what [`finish`](Op::finish) can do before the reply is in, and says whether it
+    /// did anything. A client calls it once the request is on the wire and before it waits
+    /// for the reply, so this work overlaps the server's; [`finish`](Op::finish) then has
+    /// less to do once the reply arrives, and a client looks for the reply again only if
+    /// time was spent here. Optional: `finish` works whether or not it was called. The
+    /// default does nothing and returns `false`.
+    fn prepare(&mut self) -> bool {
+        false
+    }
     /// Interprets the reply to [`command`](Op::command).
     fn finish(self, response: Response) -> Result<Self::Output, Error>;
 }
@@ -153,20 +157,21 @@ impl Op for GetMulti {
         &self.command
     }
 
-    fn prepare(&mut self) {
+    fn prepare(&mut self) -> bool {
         if self.ready.is_some() {
-            return;
+            return false;
         }
         let keys = self.keys();
         // The requested keys came from `&str`s: checked as UTF-8 once for all of them.
-        let Ok(text) = std::str::from_utf8(keys.run()) else { return };
+        let Ok(text) = std::str::from_utf8(keys.run()) else { return false };
         let mut items = Vec::with_capacity(keys.len());
         for span in (0..keys.len()).map_while(|i| keys.span(i)) {
-            let Some(key) = text.get(span) else { return };
+            let Some(key) = text.get(span) else { return false };
             items.push((key.to_owned(), Item { key: key.to_owned(), ..Item::default() }));
         }
         let map = HashMap::with_capacity(items.len());
         self.ready = Some(Ready { items, map });
+        true
     }
 
     fn finish(mut self, response: Response) -> Result<Self::Output, Error> {

@@ -29,7 +29,7 @@ fn get_multi_with(requested: &[&str], reply: &[&str], prepare: bool) -> Result<V
     let mut op = GetMulti::new(keys(requested));
     let id = conn.send(op.command());
     if prepare {
-        op.prepare();
+        assert!(op.prepare(), "a get_multi of valid keys has its result to prepare");
     }
     let sent = conn.poll_transmit().expect("the command's bytes");
     assert_eq!(sent, format!("gets {}\r\n", requested.join(" ")).as_bytes());

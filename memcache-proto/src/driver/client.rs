@@ -299,8 +299,7 @@ impl<R: Runtime> Client<R> {
             let reply = std::future::poll_fn(|cx| match Pin::new(&mut ticket).poll(cx) {
                 Poll::Pending if !prepared => {
                     prepared = true;
-                    op.prepare();
-                    Pin::new(&mut ticket).poll(cx)
+                    if op.prepare() { Pin::new(&mut ticket).poll(cx) } else { Poll::Pending }
                 }
                 polled => polled,
             })
@@ -346,8 +345,8 @@ impl<R: Runtime> Client<R> {
             Poll::Pending if !prepared => {
                 prepared = true;
                 let on_the_wire = |s: &&mut Sent<O>| s.ticket.as_ref().is_ok_and(|(t, _)| t.sent());
-                sent.iter_mut().filter(on_the_wire).for_each(|s| s.op.prepare());
-                poll_replies(cx, &mut sent)
+                let worked = sent.iter_mut().filter(on_the_wire).fold(false, |w, s| s.op.prepare() | w);
+                if worked { poll_replies(cx, &mut sent) } else { Poll::Pending }
             }
             polled => polled,
         })
