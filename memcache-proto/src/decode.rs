@@ -154,9 +154,9 @@ impl Decoder {
     }
 
     /// Takes a value whose header line (ending at `nl`) and data block have both arrived, the
-    /// common case: one split of the buffer for both, the key and data slices of it, instead of
-    /// a split and skip for each. Returns `false`, consuming nothing, when the block is not
-    /// all there yet.
+    /// common case: the header is checked once, then the key and the data are split off and
+    /// the rest stepped over. Returns `false`, consuming nothing, when the block is not all
+    /// there yet.
     fn whole_value(
         &mut self,
         buf: &mut BytesMut,
